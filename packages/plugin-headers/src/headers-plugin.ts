@@ -1,0 +1,142 @@
+import {
+  getHeader,
+  getHeaders,
+  isHttpRequest,
+  isHttpResponse,
+  removeHeader,
+  setHeader,
+  Stage,
+  type HttpRequestMessage,
+  type HttpUpstreamResponse,
+  type Proxy,
+  type ProxyPlugin,
+  type ProxyRequest,
+  type Route,
+  type Target,
+} from "@switchyard/core";
+import { appendForwarded, formatForwarded } from "./forwarded.js";
+import { forwardedFor } from "./forwarded-for.js";
+import { stripHopByHop } from "./hop-by-hop.js";
+import { formatHostHeader, targetScheme } from "./host.js";
+import {
+  resolveOptions,
+  resolveRouteOptions,
+  type HeadersOptions,
+  type ResolvedHeadersOptions,
+  type RouteHeadersOptions,
+} from "./options.js";
+import { applyRules } from "./rules.js";
+import { appendVia, viaEntry, viaHasLoop } from "./via.js";
+
+const PLUGIN_NAME = "HeadersPlugin";
+
+/**
+ * RFC-correct header rewriting for HTTP: hop-by-hop stripping in both directions,
+ * X-Forwarded-*, RFC 7239 Forwarded, Via with loop detection (508), Host rewriting and
+ * declarative per-route rules.
+ *
+ * Taps `onRequest` and `onUpstreamResponse` at `Stage.NORMALIZE`, so taps at `Stage.TRANSFORM`
+ * (the default) already see cleaned headers.
+ */
+export class HeadersPlugin implements ProxyPlugin {
+  readonly name = PLUGIN_NAME;
+  #opts: ResolvedHeadersOptions;
+  /** parsed `route.options.headers`, per route object (routes are immutable) */
+  #routeCache = new WeakMap<Route, RouteHeadersOptions>();
+
+  constructor(options: HeadersOptions = {}) {
+    this.#opts = resolveOptions(options);
+  }
+
+  /** Takes new options on a config reload; applies to the next message. Throws ConfigError when invalid. */
+  reconfigure(options: unknown): void {
+    this.#opts = resolveOptions((options ?? {}) as HeadersOptions);
+    this.#routeCache = new WeakMap();
+  }
+
+  apply(proxy: Proxy): void {
+    proxy.hooks.onRequest.tap({ name: PLUGIN_NAME, stage: Stage.NORMALIZE }, (req) => {
+      if (isHttpRequest(req) && req.response === undefined) this.#onRequest(req);
+      return req;
+    });
+    proxy.hooks.onUpstreamResponse.tap({ name: PLUGIN_NAME, stage: Stage.NORMALIZE }, (res, req) => {
+      if (isHttpResponse(res) && res.error === undefined && res.status !== undefined) this.#onResponse(res, req);
+      return res;
+    });
+  }
+
+  #routeOptions(route: Route | undefined): RouteHeadersOptions | undefined {
+    if (!route) return undefined;
+    let r = this.#routeCache.get(route);
+    if (!r) {
+      r = resolveRouteOptions(route.options?.headers, route.name);
+      this.#routeCache.set(route, r);
+    }
+    return r;
+  }
+
+  #onRequest(req: HttpRequestMessage): void {
+    const o = this.#opts;
+    const h = req.headers;
+    if (o.via && o.loopDetection && viaHasLoop(h, o.pseudonym)) {
+      req.respond(508, [["Content-Type", "text/plain; charset=utf-8"]], `Loop Detected: request already passed through ${o.pseudonym}\n`);
+      return;
+    }
+    const originalHost = getHeader(h, "host");
+    stripHopByHop(h, { tunnel: req.upgrade });
+
+    const clientIp = req.connection.clientIp;
+    const trusted = o.trusted.matches(clientIp);
+    if (o.xForwarded) {
+      setHeader(h, "X-Forwarded-For", forwardedFor(getHeaders(h, "x-forwarded-for"), clientIp, trusted));
+      if (!trusted || getHeader(h, "x-forwarded-proto") === undefined) setHeader(h, "X-Forwarded-Proto", req.scheme);
+      if (!trusted || getHeader(h, "x-forwarded-host") === undefined) {
+        if (originalHost !== undefined) setHeader(h, "X-Forwarded-Host", originalHost);
+        else removeHeader(h, "x-forwarded-host");
+      }
+      if (!trusted || getHeader(h, "x-forwarded-port") === undefined) {
+        setHeader(h, "X-Forwarded-Port", String(req.connection.localPort));
+      }
+    }
+    if (o.forwarded) {
+      const element = formatForwarded({ for: clientIp, host: originalHost, proto: req.scheme });
+      setHeader(h, "Forwarded", appendForwarded(getHeaders(h, "forwarded"), element, trusted));
+    }
+    if (o.via) appendVia(h, viaEntry(req.httpVersion, o.pseudonym));
+
+    const routeOpts = this.#routeOptions(req.route);
+    const rewrite = routeOpts?.rewriteHost ?? o.rewriteHost;
+    if (rewrite !== false) {
+      const value = typeof rewrite === "string" ? rewrite : hostForTarget(req);
+      if (value !== undefined) setHeader(h, "Host", value);
+    }
+
+    applyRules(h, o.request);
+    if (req.route) applyRules(h, o.routes.get(req.route.name)?.request);
+    applyRules(h, routeOpts?.request);
+  }
+
+  #onResponse(res: HttpUpstreamResponse, req: ProxyRequest | undefined): void {
+    const o = this.#opts;
+    stripHopByHop(res.headers, { tunnel: res.status === 101 });
+    if (o.via) appendVia(res.headers, viaEntry(res.httpVersion ?? "1.1", o.pseudonym));
+    applyRules(res.headers, o.response);
+    const route = req?.route;
+    if (route) {
+      applyRules(res.headers, o.routes.get(route.name)?.response);
+      applyRules(res.headers, this.#routeOptions(route)?.response);
+    }
+  }
+}
+
+/**
+ * The Host for `rewriteHost: true`: the message's chosen target, else the route's target when
+ * the route has one (or all its targets share one authority). Undefined leaves Host as is.
+ */
+function hostForTarget(req: ProxyRequest): string | undefined {
+  const pick = (t: Target) => formatHostHeader(t.host, t.port, targetScheme(t));
+  if (req.target) return pick(req.target);
+  const targets = req.route?.targets ?? [];
+  const values = new Set(targets.map(pick));
+  return values.size === 1 ? [...values][0] : undefined;
+}

@@ -1,0 +1,66 @@
+import { getHeaders, type HeaderPairs } from "@switchyard/core";
+
+/** The hop-by-hop fields of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection), lower-cased. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Fields a `Connection` token may never remove: without them the message cannot be framed or
+ * routed (`Connection: host` or `Connection: content-length` is an attack, not a hop-by-hop
+ * declaration).
+ */
+export const PROTECTED: ReadonlySet<string> = new Set(["host", "content-length"]);
+
+export interface StripOptions {
+  /**
+   * Keep `Upgrade` and answer with `Connection: upgrade`: for a tunnel request (WebSocket) or
+   * a 101 Switching Protocols response.
+   */
+  tunnel?: boolean;
+}
+
+/** The set of names to remove from `headers`: the hop-by-hop set plus every Connection token. */
+export function hopByHopNames(headers: HeaderPairs): Set<string> {
+  const names = new Set(HOP_BY_HOP);
+  for (const value of getHeaders(headers, "connection")) {
+    for (const raw of value.split(",")) {
+      const token = raw.trim().toLowerCase();
+      if (token && !PROTECTED.has(token)) names.add(token);
+    }
+  }
+  return names;
+}
+
+/**
+ * Removes hop-by-hop fields in place and returns the names removed (lower-cased, in order of
+ * first appearance). With `tunnel`, the `Upgrade` field is kept and `Connection: upgrade` is
+ * written back so the next hop sees a valid upgrade request or 101 response.
+ */
+export function stripHopByHop(headers: HeaderPairs, options: StripOptions = {}): string[] {
+  const names = hopByHopNames(headers);
+  const tunnel = options.tunnel === true && getHeaders(headers, "upgrade").length > 0;
+  if (tunnel) names.delete("upgrade");
+  const removed: string[] = [];
+  let w = 0;
+  for (let r = 0; r < headers.length; r++) {
+    const pair = headers[r]!;
+    const lower = pair[0].toLowerCase();
+    if (names.has(lower)) {
+      if (!removed.includes(lower)) removed.push(lower);
+      continue;
+    }
+    headers[w++] = pair;
+  }
+  headers.length = w;
+  if (tunnel) headers.push(["Connection", "upgrade"]);
+  return removed;
+}
