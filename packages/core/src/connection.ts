@@ -1,0 +1,172 @@
+import type { Socket } from "node:net";
+import type { CloseInfo, CloseReason } from "./hooks.js";
+import type { ConnectionInfo } from "./messages.js";
+import type { Proxy } from "./proxy.js";
+import type { Route } from "./routing/route.js";
+import { formatTarget } from "./routing/target.js";
+import type { ListenerConfig, Target } from "./types.js";
+
+export type ConnectionState =
+  | "accepting"
+  | "handshaking"
+  | "routing"
+  | "connecting"
+  | "established"
+  | "closing"
+  | "closed";
+
+let nextId = 0;
+const idPrefix = process.pid.toString(36);
+
+/**
+ * One downstream connection and everything it owns: timers, listeners, the upstream socket.
+ * All of it is released by one idempotent `destroy(reason)`; there is no second cleanup path.
+ */
+export class Connection {
+  readonly id: string;
+  readonly listener: Readonly<ListenerConfig>;
+  readonly info: ConnectionInfo & { tls: boolean; servername?: string | undefined };
+  readonly startedAt = Date.now();
+  /** the raw accepted socket; its byte counters are the one place bytes are counted */
+  readonly rawSocket: Socket;
+  /** the client stream: the raw socket, or the TLS socket after an upgrade */
+  socket: Socket;
+  state: ConnectionState = "accepting";
+  route: Route | undefined;
+  target: Target | undefined;
+  upstream: Socket | undefined;
+  /** set when the proxy closes gracefully: finish the current message, then close */
+  draining = false;
+
+  /** the proxy that accepted it: resolve, dial, logger, timeouts */
+  readonly proxy: Proxy;
+  readonly #abort = new AbortController();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  #cleanups: Array<(reason: CloseReason) => void> = [];
+  #drainHandler: (() => void) | undefined;
+  #clientCloseHandler: (() => void) | undefined;
+  #closeReason: CloseReason | undefined;
+
+  constructor(proxy: Proxy, listener: Readonly<ListenerConfig>, socket: Socket) {
+    this.proxy = proxy;
+    this.id = `${idPrefix}-${(++nextId).toString(36)}`;
+    this.listener = listener;
+    this.rawSocket = socket;
+    this.socket = socket;
+    this.info = {
+      id: this.id,
+      listener: listener.name,
+      protocol: listener.protocol,
+      clientIp: normalizeAddress(socket.remoteAddress ?? ""),
+      clientPort: socket.remotePort ?? 0,
+      localPort: socket.localPort ?? 0,
+      tls: false,
+    };
+  }
+
+  /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get destroyed(): boolean {
+    return this.state === "closed";
+  }
+
+  get closeReason(): CloseReason | undefined {
+    return this.#closeReason;
+  }
+
+  setState(state: ConnectionState): void {
+    if (this.state !== "closed") this.state = state;
+  }
+
+  /** Arms (or re-arms) a named timer owned by this connection. */
+  timer(name: string, ms: number, onExpire: () => void): void {
+    if (this.destroyed) return;
+    this.clearTimer(name);
+    if (!(ms > 0)) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(name);
+      onExpire();
+    }, ms);
+    this.#timers.set(name, t);
+  }
+
+  clearTimer(name: string): void {
+    const t = this.#timers.get(name);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.#timers.delete(name);
+    }
+  }
+
+  /** Registers cleanup to run once, on destroy. Runs at once if already destroyed. */
+  onDestroy(fn: (reason: CloseReason) => void): void {
+    if (this.destroyed) fn(this.#closeReason ?? "done");
+    else this.#cleanups.push(fn);
+  }
+
+  /** How the protocol wants to be told the proxy is draining (keep-alive sessions close). */
+  onDrain(fn: () => void): void {
+    this.#drainHandler = fn;
+  }
+
+  /**
+   * Replaces what happens when the client socket closes. By default the connection is destroyed
+   * with "client-closed"; the relay counts it as one side of a normal close instead.
+   */
+  onClientClose(fn: () => void): void {
+    this.#clientCloseHandler = fn;
+  }
+
+  /** Called by the proxy when the accepted socket emits "close". */
+  clientClosed(): void {
+    if (this.#clientCloseHandler) this.#clientCloseHandler();
+    else this.destroy("client-closed");
+  }
+
+  /** Called by the proxy on graceful close. */
+  drain(): void {
+    if (this.draining || this.destroyed) return;
+    this.draining = true;
+    this.#drainHandler?.();
+  }
+
+  /** Releases everything the connection owns. Idempotent; the first reason is kept. */
+  destroy(reason: CloseReason, error?: unknown): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.#closeReason = reason;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#abort.abort();
+    const cleanups = this.#cleanups;
+    this.#cleanups = [];
+    for (const fn of cleanups) {
+      try {
+        fn(reason);
+      } catch {
+        // a cleanup must not stop the others
+      }
+    }
+    this.upstream?.destroy();
+    if (this.socket !== this.rawSocket) this.socket.destroy();
+    this.rawSocket.destroy();
+    const info: CloseInfo = {
+      reason,
+      error: error instanceof Error ? error : error === undefined ? undefined : new Error(String(error)),
+      bytesIn: this.rawSocket.bytesRead,
+      bytesOut: this.rawSocket.bytesWritten,
+      durationMs: Date.now() - this.startedAt,
+      route: this.route?.name,
+      target: this.target ? formatTarget(this.target) : undefined,
+    };
+    this.proxy.connectionClosed(this, info);
+  }
+}
+
+/** "::ffff:1.2.3.4" → "1.2.3.4"; other addresses as they are. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}

@@ -1,0 +1,147 @@
+import { AsyncSeriesBailHook, AsyncSeriesWaterfallHook, SyncHook } from "tapable";
+import type { Connection } from "./connection.js";
+import { PluginError } from "./errors.js";
+import type { ProxyRequest, UpstreamResponse } from "./messages.js";
+import type { RouteMatchResult } from "./routing/route.js";
+import type { RouteKey } from "./types.js";
+
+/** Returned by an `onAccept` tap to refuse a connection. */
+export interface Rejection {
+  reason: string;
+}
+
+/** Argument of `onResolve`: the key the protocol extracted and its connection. */
+export interface ResolveRequest {
+  readonly key: RouteKey;
+  readonly connection: Connection;
+}
+
+/** Why a connection closed, with what it carried. Given to `onClose` and the close event. */
+export interface CloseInfo {
+  readonly reason: CloseReason;
+  readonly error: Error | undefined;
+  /** bytes read from the client */
+  readonly bytesIn: number;
+  /** bytes written to the client */
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  readonly route: string | undefined;
+  readonly target: string | undefined;
+}
+
+export type CloseReason =
+  | "done"
+  | "client-closed"
+  | "client-error"
+  | "upstream-closed"
+  | "upstream-error"
+  | "connect-failed"
+  | "no-route"
+  | "rejected"
+  | "protocol-error"
+  | "handshake-timeout"
+  | "idle-timeout"
+  | "lifetime-timeout"
+  | "plugin-error"
+  | "shutdown";
+
+function createHooks() {
+  return {
+    /**
+     * Fires when a socket is accepted, before any byte is read. A tap (`tapPromise` or `tap`)
+     * returns a `Rejection` to refuse the connection; the first rejection wins.
+     */
+    onAccept: new AsyncSeriesBailHook<[Connection], Rejection | undefined>(["connection"], "onAccept"),
+    /**
+     * Fires when the protocol has a routing key. A tap returns a `RouteMatchResult` to choose
+     * where it goes; the first answer (by stage) wins. The route table answers at
+     * `Stage.DEFAULT_ROUTES`; throw a `ResolveError` to refuse with a typed reason.
+     */
+    onResolve: new AsyncSeriesBailHook<[ResolveRequest], RouteMatchResult | undefined>(["request"], "onResolve"),
+    /**
+     * Fires for each L7 message before it goes upstream. Taps return the (possibly changed)
+     * message, may set `target`, or set `response` to answer directly.
+     */
+    onRequest: new AsyncSeriesWaterfallHook<[ProxyRequest]>(["request"], "onRequest"),
+    /**
+     * Fires for each upstream answer or upstream failure before it goes downstream. Taps return
+     * the (possibly changed) response, or set `retry` to ask for another attempt.
+     */
+    onUpstreamResponse: new AsyncSeriesWaterfallHook<[UpstreamResponse, ProxyRequest | undefined]>(
+      ["response", "request"],
+      "onUpstreamResponse",
+    ),
+    /** Fires once when a connection is gone. Observe only (`tap`). */
+    onClose: new SyncHook<[Connection, CloseInfo]>(["connection", "info"], "onClose"),
+  };
+}
+
+export type ProxyHooks = Readonly<ReturnType<typeof createHooks>>;
+
+interface TapLike {
+  name: string;
+  type: string;
+  fn: (...args: unknown[]) => unknown;
+}
+
+/**
+ * Wraps every tap's function so a throw or rejection becomes a `PluginError` naming hook and
+ * plugin. Registered once per hook with a tapable `register` interceptor.
+ */
+function wrapTaps(hookName: string, hook: { intercept(i: { register(tap: TapLike): TapLike }): void }): void {
+  hook.intercept({
+    register(tap) {
+      const fn = tap.fn;
+      const plugin = tap.name;
+      if (tap.type === "promise") {
+        tap.fn = (...args: unknown[]) => {
+          let p: unknown;
+          try {
+            p = fn(...args);
+          } catch (err) {
+            return Promise.reject(asPluginError(hookName, plugin, err));
+          }
+          return Promise.resolve(p).catch((err: unknown) => {
+            throw asPluginError(hookName, plugin, err);
+          });
+        };
+      } else if (tap.type === "sync") {
+        tap.fn = (...args: unknown[]) => {
+          try {
+            return fn(...args);
+          } catch (err) {
+            throw asPluginError(hookName, plugin, err);
+          }
+        };
+      } else {
+        tap.fn = (...args: unknown[]) => {
+          const cb = args[args.length - 1] as (err?: unknown, r?: unknown) => void;
+          const rest = args.slice(0, -1);
+          try {
+            fn(...rest, (err?: unknown, r?: unknown) => cb(err ? asPluginError(hookName, plugin, err) : err, r));
+          } catch (err) {
+            cb(asPluginError(hookName, plugin, err));
+          }
+        };
+      }
+      return tap;
+    },
+  });
+}
+
+/** Typed errors a resolver throws on purpose pass through unwrapped. */
+function asPluginError(hook: string, plugin: string, err: unknown): Error {
+  if (err instanceof PluginError) return err;
+  if (hook === "onResolve" && err instanceof Error && (err as { code?: string }).code?.startsWith("PRX_ERR_RESOLVE_")) {
+    return err;
+  }
+  return new PluginError(hook, plugin, err);
+}
+
+export function buildHooks(): ProxyHooks {
+  const hooks = createHooks();
+  for (const [name, hook] of Object.entries(hooks)) {
+    wrapTaps(name, hook as unknown as Parameters<typeof wrapTaps>[1]);
+  }
+  return Object.freeze(hooks);
+}

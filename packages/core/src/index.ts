@@ -1,0 +1,44 @@
+export { Proxy, type ProxyOptions, type ListenerAddress, type CloseOptions } from "./proxy.js";
+export { Connection, type ConnectionState, normalizeAddress } from "./connection.js";
+export {
+  buildHooks,
+  type ProxyHooks,
+  type Rejection,
+  type ResolveRequest,
+  type CloseInfo,
+  type CloseReason,
+} from "./hooks.js";
+export { Stage, type StageName } from "./stage.js";
+export * from "./errors.js";
+export * from "./types.js";
+export * from "./headers.js";
+export * from "./messages.js";
+export type { ProxyEvents } from "./events.js";
+export type { ProxyStats, Counter } from "./stats.js";
+export {
+  type ProxyPlugin,
+  type ProtocolHandler,
+  type Logger,
+  createJsonLogger,
+  silentLogger,
+} from "./plugin.js";
+export { dial, type DialOptions } from "./dialer.js";
+export { relay, earlyRead, EARLY_READ_LIMIT, type RelayOptions } from "./relay.js";
+export { CertificateStore, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export { TcpProtocol } from "./tcp-protocol.js";
+export type {
+  Route,
+  RouteMatchResult,
+  Balancer,
+  Resolver,
+  ResolverAnswer,
+  ResolveContext,
+} from "./routing/route.js";
+export * from "./routing/target.js";
+export * from "./routing/glob.js";
+export * from "./routing/path.js";
+export * from "./routing/cidr.js";
+export * from "./routing/balancer.js";
+export * from "./routing/route-table.js";
+export * from "./routing/resolver-cache.js";
+export * from "./routing/ssrf.js";

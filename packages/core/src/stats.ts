@@ -1,0 +1,71 @@
+import type { CloseInfo, CloseReason } from "./hooks.js";
+
+export interface Counter {
+  active: number;
+  total: number;
+}
+
+export interface ProxyStats {
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  listeners: Record<string, Counter>;
+  routes: Record<string, Counter>;
+  closeReasons: Partial<Record<CloseReason, number>>;
+}
+
+/** Counters behind `proxy.stats()`; the only place they change. */
+export class StatsCollector {
+  #active = 0;
+  #total = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  readonly #listeners = new Map<string, Counter>();
+  readonly #routes = new Map<string, Counter>();
+  readonly #reasons = new Map<CloseReason, number>();
+
+  opened(listener: string): void {
+    this.#active++;
+    this.#total++;
+    const c = counter(this.#listeners, listener);
+    c.active++;
+    c.total++;
+  }
+
+  routed(route: string): void {
+    const c = counter(this.#routes, route);
+    c.active++;
+    c.total++;
+  }
+
+  closed(listener: string, route: string | undefined, info: CloseInfo): void {
+    this.#active--;
+    counter(this.#listeners, listener).active--;
+    if (route !== undefined) {
+      const c = this.#routes.get(route);
+      if (c) c.active--;
+    }
+    this.#bytesIn += info.bytesIn;
+    this.#bytesOut += info.bytesOut;
+    this.#reasons.set(info.reason, (this.#reasons.get(info.reason) ?? 0) + 1);
+  }
+
+  snapshot(): ProxyStats {
+    return {
+      active: this.#active,
+      total: this.#total,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      listeners: Object.fromEntries([...this.#listeners].map(([k, v]) => [k, { ...v }])),
+      routes: Object.fromEntries([...this.#routes].map(([k, v]) => [k, { ...v }])),
+      closeReasons: Object.fromEntries(this.#reasons),
+    };
+  }
+}
+
+function counter(map: Map<string, Counter>, key: string): Counter {
+  let c = map.get(key);
+  if (!c) map.set(key, (c = { active: 0, total: 0 }));
+  return c;
+}

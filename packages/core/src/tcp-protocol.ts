@@ -1,0 +1,46 @@
+import type { Connection } from "./connection.js";
+import { ResolveError } from "./errors.js";
+import type { ProtocolHandler } from "./plugin.js";
+import { earlyRead, relay } from "./relay.js";
+
+/**
+ * Raw TCP: routes by listener and client IP (and SNI when the listener terminates TLS), then
+ * pipes bytes. Registered by every Proxy under the name "tcp".
+ */
+export class TcpProtocol implements ProtocolHandler {
+  readonly name = "tcp";
+
+  async handle(conn: Connection): Promise<void> {
+    const proxy = conn.proxy;
+    const key = {
+      listener: conn.listener.name,
+      protocol: "tcp",
+      clientIp: conn.info.clientIp,
+      ...(conn.info.servername ? { sni: conn.info.servername } : {}),
+    };
+    // read from here on so that a client reset or FIN during routing/connect is noticed
+    const take = earlyRead(conn.socket);
+    let match;
+    try {
+      match = await proxy.resolve(conn, key);
+    } catch (err) {
+      if (err instanceof ResolveError) {
+        proxy.logger.info("no route", { id: conn.id, listener: conn.listener.name, error: err.message });
+        return conn.destroy("no-route", err);
+      }
+      throw err;
+    }
+    if (conn.destroyed) return;
+    let upstream;
+    try {
+      ({ socket: upstream } = await proxy.connectUpstream(conn, match));
+    } catch (err) {
+      take();
+      proxy.logger.warn("upstream connect failed", { id: conn.id, error: (err as Error).message });
+      return conn.destroy("connect-failed", err);
+    }
+    conn.clearTimer("handshake");
+    const { head, ended } = take();
+    relay(conn, upstream, { idleMs: proxy.timeoutsFor(conn).idle, head, clientEnded: ended });
+  }
+}

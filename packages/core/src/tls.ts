@@ -1,0 +1,98 @@
+import type { Socket } from "node:net";
+import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
+import type { Connection } from "./connection.js";
+import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
+import { compileHostGlob } from "./routing/glob.js";
+import type { ListenerTls } from "./types.js";
+
+/**
+ * Certificates of one listener, chosen by SNI: exact names first, then globs, then the
+ * listener's default certificate. Contexts are built once.
+ */
+export class CertificateStore {
+  readonly defaultContext: SecureContext;
+  readonly #exact = new Map<string, SecureContext>();
+  readonly #globs: Array<{ match: (host: string) => boolean; context: SecureContext }> = [];
+  readonly options: ListenerTls;
+
+  constructor(options: ListenerTls) {
+    this.options = options;
+    this.defaultContext = createSecureContext({
+      ...options.secureContext,
+      cert: options.cert,
+      key: options.key,
+      ...(options.ca ? { ca: options.ca } : {}),
+    });
+    for (const [name, pair] of Object.entries(options.sni ?? {})) {
+      const context = createSecureContext({
+        ...options.secureContext,
+        cert: pair.cert,
+        key: pair.key,
+        ...(options.ca ? { ca: options.ca } : {}),
+      });
+      if (name.includes("*")) {
+        const g = compileHostGlob(name);
+        this.#globs.push({ match: (h) => g.match(h), context });
+      } else this.#exact.set(name.toLowerCase(), context);
+    }
+  }
+
+  /** The context for a server name (undefined name → default). */
+  contextFor(servername: string | undefined): SecureContext {
+    if (!servername) return this.defaultContext;
+    const name = servername.toLowerCase();
+    const exact = this.#exact.get(name);
+    if (exact) return exact;
+    for (const g of this.#globs) if (g.match(name)) return g.context;
+    return this.defaultContext;
+  }
+
+  /** An SNICallback for Node's TLS server side. */
+  readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    cb(null, this.contextFor(servername));
+  };
+}
+
+export interface UpgradeOptions {
+  /** handshake deadline in ms (0 disables) */
+  timeoutMs: number;
+  /** ALPN protocols offered, in preference order */
+  alpn?: string[];
+  /** bytes already read from the socket that belong to the TLS handshake */
+  head?: Buffer;
+}
+
+/**
+ * Upgrades an accepted socket to TLS in place (PostgreSQL SSLRequest, SMTP STARTTLS, MySQL
+ * SSLRequest, or a TLS listener). Resolves once the handshake is done; the connection's client
+ * socket becomes the TLS socket. Anything the client sent in plaintext after the upgrade point
+ * must already have been discarded by the caller.
+ */
+export function upgradeToTls(conn: Connection, store: CertificateStore, options: UpgradeOptions): Promise<TLSSocket> {
+  const raw: Socket = conn.socket;
+  if (options.head?.length) raw.unshift(options.head);
+  const o = store.options;
+  const tlsSocket = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: store.defaultContext,
+    SNICallback: store.sniCallback,
+    requestCert: o.requestCert === true,
+    rejectUnauthorized: o.requestCert === true && o.rejectUnauthorized !== false,
+    ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
+  });
+  tlsSocket.on("error", (err) => conn.destroy("client-error", err));
+  conn.socket = tlsSocket;
+  return new Promise<TLSSocket>((resolve, reject) => {
+    conn.onDestroy(() => reject(new ProtocolError("connection closed during TLS handshake")));
+    conn.timer("tls-handshake", options.timeoutMs, () => {
+      conn.destroy("handshake-timeout", new UpstreamTimeoutError("tls-handshake", "client TLS handshake timed out"));
+    });
+    tlsSocket.once("secure", () => {
+      conn.clearTimer("tls-handshake");
+      conn.info.tls = true;
+      const sn = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
+      conn.info.servername = typeof sn === "string" ? sn : undefined;
+      resolve(tlsSocket);
+    });
+  });
+}

@@ -1,0 +1,132 @@
+import type { SecureContextOptions } from "node:tls";
+
+/** Where traffic goes. Parsed from "host:port", "[::1]:5432", "http://h:p" or "https://h". */
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+  /** scheme of a URL target ("http", "https"), undefined for plain host:port */
+  readonly scheme?: string;
+  /** originate TLS towards the target (true for https:// targets) */
+  readonly tls?: TargetTls;
+  /** extra per-target data a resolver wants to carry along */
+  readonly meta?: Readonly<Record<string, unknown>>;
+}
+
+/** TLS origination options; certificates are verified unless `rejectUnauthorized: false`. */
+export interface TargetTls {
+  readonly ca?: string | Buffer | Array<string | Buffer>;
+  readonly servername?: string;
+  readonly rejectUnauthorized?: boolean;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  readonly alpn?: string[];
+}
+
+/** What a target may be written as in routes and resolver answers. */
+export type TargetInput = string | (Omit<Target, "tls"> & { tls?: TargetTls | boolean });
+
+export type LoadBalancing = "round-robin" | "least-connections" | "random";
+
+/** Match conditions of a route; every given field must match. */
+export interface RouteMatch {
+  /** host glob(s): "example.com", "*.example.com", "*" */
+  host?: string | string[];
+  /** TLS SNI glob(s) */
+  sni?: string | string[];
+  /** path prefix ("/api") or glob with params ("/users/:id/*") */
+  path?: string | string[];
+  /** HTTP methods allowed on this route */
+  method?: string | string[];
+  database?: string | string[];
+  user?: string | string[];
+  ehlo?: string | string[];
+  /** client IP or CIDR list ("10.0.0.0/8", "::1") */
+  clientIp?: string | string[];
+  /** further typed keys contributed by protocol packages, matched as globs */
+  [key: string]: string | string[] | undefined;
+}
+
+/** A route as configured. Protocol packages read their own options from `options`. */
+export interface RouteConfig {
+  name?: string;
+  /** listener name(s) this route applies to; all listeners when absent */
+  listener?: string | string[];
+  match?: RouteMatch;
+  targets: TargetInput[];
+  lb?: LoadBalancing;
+  /** higher wins before specificity is compared (default 0) */
+  priority?: number;
+  /** protocol- or plugin-specific per-route options (timeouts, limits, rewrites, ...) */
+  options?: Record<string, unknown>;
+}
+
+/** The routing key a protocol extracts before asking where to go. */
+export interface RouteKey {
+  listener: string;
+  protocol: string;
+  clientIp: string;
+  host?: string;
+  sni?: string;
+  path?: string;
+  method?: string;
+  database?: string;
+  user?: string;
+  ehlo?: string;
+  [key: string]: string | undefined;
+}
+
+/** TLS termination settings of a listener; `sni` maps host globs to their own certificate. */
+export interface ListenerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer;
+  sni?: Record<string, { cert: string | Buffer; key: string | Buffer }>;
+  /** request and verify client certificates (used by plugin-mtls) */
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+  /** extra Node secure-context options */
+  secureContext?: SecureContextOptions;
+}
+
+export interface ListenerConfig {
+  name: string;
+  protocol: string;
+  /** default 0.0.0.0 */
+  host?: string;
+  /** 0 picks a free port; `addresses()` reports it */
+  port: number;
+  tls?: ListenerTls;
+  /** per-listener phase deadlines; defaults come from the proxy's `timeouts` */
+  timeouts?: Partial<Timeouts>;
+  /** most concurrent connections on this listener; more are closed at accept (default unlimited) */
+  maxConnections?: number;
+  /** listener-level options for the protocol (timeouts, limits) */
+  options?: Record<string, unknown>;
+}
+
+/** Per-phase deadlines in milliseconds; 0 disables a phase's timer. */
+export interface Timeouts {
+  /** from accept until the routing key is known (first bytes, TLS, protocol greeting) */
+  handshake: number;
+  /** TCP (and TLS) connect to the upstream */
+  connect: number;
+  /** no traffic in either direction */
+  idle: number;
+  /** total lifetime of one connection */
+  lifetime: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = Object.freeze({
+  handshake: 10_000,
+  connect: 5_000,
+  idle: 300_000,
+  lifetime: 0,
+});
+
+/** SSRF guard for targets that come from a dynamic resolver. */
+export interface SsrfOptions {
+  /** CIDRs that are allowed even though they fall in a refused range */
+  allow?: string[];
+  /** turn the guard off entirely (not recommended) */
+  disabled?: boolean;
+}

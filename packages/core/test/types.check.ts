@@ -1,0 +1,41 @@
+// Type-level checks: compiled by `tsc -b` with the tests; every @ts-expect-error must be an error.
+import { Proxy, Stage, silentLogger, type HttpRequestMessage, type ProxyRequest, type Rejection } from "@switchyard/core";
+
+const proxy = new Proxy({ listeners: [], logger: silentLogger });
+
+// onAccept taps return a Rejection or undefined
+proxy.hooks.onAccept.tap("ok", () => undefined);
+proxy.hooks.onAccept.tap("ok2", (): Rejection => ({ reason: "x" }));
+// @ts-expect-error a rejection needs a reason
+proxy.hooks.onAccept.tap("bad", () => ({ because: "x" }));
+
+// onRequest is a waterfall over ProxyRequest
+proxy.hooks.onRequest.tap({ name: "t", stage: Stage.TRANSFORM }, (req: ProxyRequest) => req);
+// @ts-expect-error a waterfall tap must return the request
+proxy.hooks.onRequest.tap("bad", () => 42);
+
+// onUpstreamResponse taps see the request as their second argument
+proxy.hooks.onUpstreamResponse.tap("t", (res, req) => {
+  void req?.id;
+  return res;
+});
+
+// onClose is sync and observe-only: tapPromise does not exist on a SyncHook
+// @ts-expect-error SyncHook has no tapPromise
+proxy.hooks.onClose.tapPromise("bad", async () => {});
+
+// hooks are frozen and readonly
+// @ts-expect-error hooks cannot be replaced
+proxy.hooks.onAccept = proxy.hooks.onAccept;
+
+// HTTP messages keep method/url/headers typed
+const fake = {} as HttpRequestMessage;
+const m: string = fake.method;
+// @ts-expect-error headers are ordered pairs, not a record
+const h: Record<string, string> = fake.headers;
+void m;
+void h;
+
+// Stage constants are numbers usable as tap stages
+const s: number = Stage.OBSERVE;
+void s;

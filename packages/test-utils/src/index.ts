@@ -1,0 +1,15 @@
+export { createTestCa, type TestCa, type CertPair } from "./certs.js";
+export {
+  startTcpServer,
+  startEchoServer,
+  closedPort,
+  connectTo,
+  readAll,
+  readBytes,
+  waitClose,
+  type TestServer,
+} from "./servers.js";
+export { waitFor, sleep, staysTrue } from "./wait.js";
+export { expectNoActiveConnections, resourceBaseline, leakedResources, expectNoLeakedResources } from "./leaks.js";
+export { startBlackhole, type Blackhole } from "./blackhole.js";
+export { startProxy, type StartedProxy } from "./proxy.js";

@@ -1,0 +1,29 @@
+// Builds every project (tsc -b) and runs all package test suites in one mocha process.
+// The reporter prints mocha's spec output and a closing "N passed, N failed" line.
+import { spawnSync } from "node:child_process";
+import { readdirSync, existsSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const build = spawnSync("pnpm", ["exec", "tsc", "-b"], { cwd: root, stdio: "inherit" });
+if (build.status !== 0) {
+  console.log("0 passed, 1 failed");
+  process.exit(build.status ?? 1);
+}
+const only = process.argv.slice(2);
+const dirs = [];
+for (const group of ["packages", "examples"]) {
+  const base = join(root, group);
+  if (!existsSync(base)) continue;
+  for (const name of readdirSync(base)) {
+    if (only.length && !only.includes(name)) continue;
+    const d = join(base, name, "dist-test");
+    if (existsSync(d)) dirs.push(`${d}/**/*.test.js`);
+  }
+}
+const mocha = spawnSync(
+  "pnpm",
+  ["exec", "mocha", "--reporter", join(root, "scripts/summary-reporter.cjs"), "--timeout", "20000", "--exit", ...dirs],
+  { cwd: root, stdio: "inherit" },
+);
+process.exit(mocha.status ?? 1);
