@@ -1,0 +1,71 @@
+import type { LoadBalancing, ProxyPlugin, RouteMatch, TargetInput, Timeouts } from "@switchyard/core";
+
+/** Listener protocols the command knows; see `PROTOCOLS` for the package providing each. */
+export type ProtocolName = "tcp" | "http" | "postgres" | "mysql" | "smtp";
+
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+/** PEM material: a file path (relative to the config file), inline PEM text, or a Buffer (ESM configs). */
+export type PemSource = string | Buffer;
+
+export interface TlsEntry {
+  cert: PemSource;
+  key: PemSource;
+  ca?: PemSource;
+  /** host glob → its own certificate, chosen by SNI */
+  sni?: Record<string, { cert: PemSource; key: PemSource }>;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+}
+
+export interface ListenerEntry {
+  name: string;
+  protocol: ProtocolName;
+  /** default "0.0.0.0" */
+  host?: string;
+  /** 0 picks a free port (printed on start) */
+  port: number;
+  tls?: TlsEntry;
+  timeouts?: Partial<Timeouts>;
+  maxConnections?: number;
+  options?: Record<string, unknown>;
+}
+
+export interface RouteEntry {
+  name?: string;
+  /** listener name(s); all listeners when absent */
+  listener?: string | string[];
+  match?: RouteMatch;
+  targets: TargetInput[];
+  lb?: LoadBalancing;
+  priority?: number;
+  options?: Record<string, unknown>;
+}
+
+/** `{ use, options }` (any config format) or, in an ES module config, a plugin instance. */
+export type PluginEntry = { use: string; options?: unknown } | ProxyPlugin;
+
+export interface SwitchyardConfig {
+  listeners: ListenerEntry[];
+  routes?: RouteEntry[];
+  plugins?: PluginEntry[];
+  /** options given to a protocol's constructor, e.g. `{ http: { maxHeaderSize: 16384 } }` */
+  protocols?: Partial<Record<ProtocolName, Record<string, unknown>>>;
+  /** proxy-wide phase deadlines in ms (handshake, connect, idle, lifetime) */
+  timeouts?: Partial<Timeouts>;
+  /** how long SIGTERM/SIGINT lets open connections finish, in ms (default 10000) */
+  shutdownTimeout?: number;
+  log?: { level?: LogLevel };
+}
+
+/**
+ * Identity function that gives an ES module config its types:
+ *
+ * ```js
+ * import { defineConfig } from "@switchyard/cli";
+ * export default defineConfig({ listeners: [{ name: "db", protocol: "tcp", port: 6432 }], routes: [...] });
+ * ```
+ */
+export function defineConfig(config: SwitchyardConfig): SwitchyardConfig {
+  return config;
+}

@@ -1,0 +1,49 @@
+/** The `switchyard` command: dispatches parsed arguments, returns the exit code. */
+import { readFileSync } from "node:fs";
+import { parseArgs, USAGE } from "./args.js";
+import { runDemo } from "./demo.js";
+import { prepareFile } from "./prepare.js";
+import { serve } from "./run.js";
+
+export const EXIT = Object.freeze({ OK: 0, RUNTIME: 1, CONFIG: 2 });
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function printProblems(file: string, problems: readonly string[]): void {
+  process.stderr.write(`switchyard: invalid config ${file} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n`);
+  for (const p of problems) process.stderr.write(`${p}\n`);
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const cmd = parseArgs(argv);
+  switch (cmd.kind) {
+    case "help":
+      process.stdout.write(USAGE + "\n");
+      return EXIT.OK;
+    case "version":
+      process.stdout.write(`switchyard ${version()}\n`);
+      return EXIT.OK;
+    case "usage-error":
+      process.stderr.write(`switchyard: ${cmd.message}\n${USAGE}\n`);
+      return EXIT.CONFIG;
+    case "demo":
+      return runDemo();
+    case "check":
+    case "run": {
+      const result = await prepareFile(cmd.config);
+      if (!result.ok) {
+        printProblems(cmd.config, result.problems);
+        return EXIT.CONFIG;
+      }
+      if (cmd.kind === "check") {
+        process.stdout.write("ok\n");
+        return EXIT.OK;
+      }
+      const running = await serve(result.prepared, { file: cmd.config });
+      return typeof running === "number" ? running : running.done;
+    }
+  }
+}

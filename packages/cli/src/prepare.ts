@@ -1,0 +1,181 @@
+/**
+ * Turns a validated config into what `new Proxy` takes, doing the I/O validation needs:
+ * protocol packages and plugin modules are imported and constructed, certificate files read.
+ * Every problem is collected; nothing listens here.
+ */
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { createSecureContext } from "node:tls";
+import {
+  Proxy,
+  silentLogger,
+  type ListenerConfig,
+  type ListenerTls,
+  type ProxyPlugin,
+  type RouteConfig,
+  type Timeouts,
+} from "@switchyard/core";
+import type { ListenerEntry, LogLevel, PemSource, SwitchyardConfig, TlsEntry } from "./config.js";
+import { ConfigLoadError, loadConfigFile } from "./load-config.js";
+import { instantiate, loadPluginClass } from "./plugins.js";
+import { loadProtocol, PROTOCOLS } from "./protocols.js";
+import { isObject, isPluginInstance, validateConfig } from "./validate.js";
+
+/** A constructed plugin and where it came from (to match plugins across reloads). */
+export interface PreparedPlugin {
+  /** "protocol:<name>" or the plugin's `use`; undefined for instances given in an ES module config */
+  readonly key: string | undefined;
+  readonly options: unknown;
+  readonly plugin: ProxyPlugin;
+}
+
+export interface Prepared {
+  readonly file: string | undefined;
+  readonly config: SwitchyardConfig;
+  readonly listeners: ListenerConfig[];
+  readonly routes: RouteConfig[];
+  /** protocol plugins first, then the config's plugins in order */
+  readonly plugins: PreparedPlugin[];
+  readonly timeouts: Partial<Timeouts> | undefined;
+  readonly shutdownTimeout: number;
+  readonly logLevel: LogLevel;
+}
+
+export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; problems: string[] };
+
+/** Loads, validates and prepares a config file. */
+export async function prepareFile(file: string): Promise<PrepareResult> {
+  let raw: unknown;
+  try {
+    raw = await loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigLoadError) return { ok: false, problems: [err.message] };
+    throw err;
+  }
+  return prepareConfig(raw, dirname(resolve(file)), file);
+}
+
+/** Validates and prepares a config object; relative paths resolve against `baseDir`. */
+export async function prepareConfig(raw: unknown, baseDir: string | undefined, file?: string): Promise<PrepareResult> {
+  const { problems, config } = validateConfig(raw);
+  // the I/O checks still run on the parts that are well-formed, so one run reports everything
+  const structural = problems.length > 0;
+  const plugins: PreparedPlugin[] = [];
+
+  const used = [...new Set(config.listeners.map((l) => l.protocol))].filter(
+    (p) => typeof p === "string" && Object.hasOwn(PROTOCOLS, p),
+  );
+  const protocols = await Promise.all(
+    used.map(async (name): Promise<PreparedPlugin | undefined> => {
+      const at = config.listeners.findIndex((l) => l.protocol === name);
+      try {
+        const C = await loadProtocol(name, baseDir);
+        if (!C) return undefined;
+        const options = config.protocols?.[name];
+        return { key: `protocol:${name}`, options, plugin: instantiate(C, options, `protocol "${name}"`) };
+      } catch (err) {
+        problems.push(`listeners[${at}].protocol: ${(err as Error).message}`);
+        return undefined;
+      }
+    }),
+  );
+  for (const p of protocols) if (p) plugins.push(p);
+
+  const entries = config.plugins ?? [];
+  const loaded = await Promise.all(
+    entries.map(async (entry, i): Promise<PreparedPlugin | undefined> => {
+      if (isPluginInstance(entry)) return { key: undefined, options: undefined, plugin: entry };
+      if (!isObject(entry) || typeof entry.use !== "string" || entry.use.trim() === "") return undefined;
+      let C;
+      try {
+        C = await loadPluginClass(entry.use, baseDir);
+      } catch (err) {
+        problems.push(`plugins[${i}].use: ${(err as Error).message}`);
+        return undefined;
+      }
+      try {
+        return { key: entry.use, options: entry.options, plugin: instantiate(C, entry.options, `"${entry.use}"`) };
+      } catch (err) {
+        problems.push(`plugins[${i}].options: ${(err as Error).message}`);
+        return undefined;
+      }
+    }),
+  );
+  for (const p of loaded) if (p) plugins.push(p);
+
+  const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, i, baseDir, problems)));
+  const routes = (config.routes ?? []) as RouteConfig[];
+  // the route table's own checks (targets, globs, CIDRs), on a proxy that never listens
+  if (!structural) {
+    try {
+      new Proxy({ listeners: [], routes, logger: silentLogger });
+    } catch (err) {
+      problems.push(`routes: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems: problems.sort(byPath) };
+  return {
+    ok: true,
+    prepared: {
+      file,
+      config,
+      listeners,
+      routes,
+      plugins,
+      timeouts: config.timeouts,
+      shutdownTimeout: config.shutdownTimeout ?? 10_000,
+      logLevel: config.log?.level ?? "info",
+    },
+  };
+}
+
+const TOP_ORDER = ["config", "listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log"];
+function byPath(a: string, b: string): number {
+  const rank = (s: string) => TOP_ORDER.findIndex((k) => s.startsWith(k));
+  return rank(a) - rank(b) || a.localeCompare(b, "en", { numeric: true });
+}
+
+async function toListener(l: ListenerEntry, i: number, baseDir: string | undefined, problems: string[]): Promise<ListenerConfig> {
+  const out: ListenerConfig = { name: l.name, protocol: l.protocol, host: l.host ?? "0.0.0.0", port: l.port };
+  if (l.timeouts !== undefined) out.timeouts = l.timeouts;
+  if (l.maxConnections !== undefined) out.maxConnections = l.maxConnections;
+  if (l.options !== undefined) out.options = l.options;
+  if (isObject(l.tls)) {
+    const tls = await readTls(l.tls, `listeners[${i}].tls`, baseDir, problems);
+    if (tls) out.tls = tls;
+  }
+  return out;
+}
+
+async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, problems: string[]): Promise<ListenerTls | undefined> {
+  const pem = async (src: PemSource, at: string): Promise<string | Buffer> => {
+    if (Buffer.isBuffer(src) || typeof src !== "string" || src.trim() === "" || src.includes("-----BEGIN")) return src;
+    const file = resolve(baseDir ?? process.cwd(), src);
+    try {
+      return await readFile(file);
+    } catch (err) {
+      problems.push(`${at}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return "";
+    }
+  };
+  const tls: ListenerTls = { cert: await pem(t.cert, `${path}.cert`), key: await pem(t.key, `${path}.key`) };
+  if (t.ca !== undefined) tls.ca = await pem(t.ca, `${path}.ca`);
+  if (t.requestCert !== undefined) tls.requestCert = t.requestCert;
+  if (t.rejectUnauthorized !== undefined) tls.rejectUnauthorized = t.rejectUnauthorized;
+  if (isObject(t.sni)) {
+    const sni: NonNullable<ListenerTls["sni"]> = {};
+    for (const [host, e] of Object.entries(t.sni)) {
+      if (!isObject(e)) continue;
+      sni[host] = { cert: await pem(e.cert, `${path}.sni["${host}"].cert`), key: await pem(e.key, `${path}.sni["${host}"].key`) };
+    }
+    tls.sni = sni;
+  }
+  if (!problems.some((p) => p.startsWith(path))) {
+    try {
+      createSecureContext({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) });
+    } catch (err) {
+      problems.push(`${path}: invalid certificate or key: ${(err as Error).message}`);
+    }
+  }
+  return tls;
+}

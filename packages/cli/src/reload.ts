@@ -1,0 +1,114 @@
+/**
+ * SIGHUP: re-read the config file, validate it completely, then apply what can change while
+ * running — the route table and the options of plugins present before and after (same `use`).
+ * Listener, timeout and log changes need a restart: a warning says so. An invalid file changes
+ * nothing. Established connections keep the route they were given.
+ */
+import { isDeepStrictEqual } from "node:util";
+import type { Logger, Proxy } from "@switchyard/core";
+import type { SwitchyardConfig } from "./config.js";
+import { prepareFile, type Prepared, type PreparedPlugin } from "./prepare.js";
+
+interface Running {
+  readonly config: SwitchyardConfig;
+  plugins: PreparedPlugin[];
+  shutdownTimeout: number;
+}
+
+/** Pairs plugins by key and occurrence ("the 2nd @x/plugin-a" matches the 2nd one). */
+function pair(before: readonly PreparedPlugin[], after: readonly PreparedPlugin[]) {
+  const index = (list: readonly PreparedPlugin[]) => {
+    const seen = new Map<string, number>();
+    return list.map((p) => {
+      if (p.key === undefined) return undefined;
+      const n = seen.get(p.key) ?? 0;
+      seen.set(p.key, n + 1);
+      return `${p.key}#${n}`;
+    });
+  };
+  const a = index(before);
+  const b = index(after);
+  const matched: Array<[PreparedPlugin, PreparedPlugin]> = [];
+  before.forEach((p, i) => {
+    const j = a[i] === undefined ? -1 : b.indexOf(a[i]);
+    if (j >= 0) matched.push([p, after[j] as PreparedPlugin]);
+  });
+  // instances from an ES module config have no key: they are kept as they are
+  const added = after.filter((_, j) => b[j] !== undefined && !a.includes(b[j])).map(describe);
+  const removed = before.filter((_, i) => a[i] !== undefined && !b.includes(a[i])).map(describe);
+  return { matched, added, removed };
+}
+
+const describe = (p: PreparedPlugin) => p.key ?? p.plugin.name;
+
+export class Reloader {
+  readonly #proxy: Proxy;
+  readonly #file: string;
+  readonly #log: Logger;
+  readonly #running: Running;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(proxy: Proxy, prepared: Prepared, file: string, log: Logger) {
+    this.#proxy = proxy;
+    this.#file = file;
+    this.#log = log;
+    this.#running = { config: prepared.config, plugins: [...prepared.plugins], shutdownTimeout: prepared.shutdownTimeout };
+  }
+
+  get shutdownTimeout(): number {
+    return this.#running.shutdownTimeout;
+  }
+
+  /** Reloads once; overlapping calls run one after the other. Never throws. */
+  reload(): Promise<void> {
+    this.#queue = this.#queue.then(() => this.#reload()).catch((err: unknown) => {
+      this.#log.error("reload.failed", { file: this.#file, error: (err as Error).message });
+    });
+    return this.#queue;
+  }
+
+  async #reload(): Promise<void> {
+    const log = this.#log;
+    const result = await prepareFile(this.#file);
+    if (!result.ok) {
+      log.error("reload.invalid", { file: this.#file, problems: result.problems, note: "kept the running config" });
+      return;
+    }
+    const next = result.prepared;
+    const old = this.#running;
+    const restart: string[] = [];
+    if (!isDeepStrictEqual(old.config.listeners, next.config.listeners)) restart.push("listeners");
+    if (!isDeepStrictEqual(old.config.timeouts, next.config.timeouts)) restart.push("timeouts");
+    if (!isDeepStrictEqual(old.config.log, next.config.log)) restart.push("log");
+    const { matched, added, removed } = pair(old.plugins, next.plugins);
+    if (added.length > 0) restart.push(`plugins added (${added.join(", ")})`);
+    if (removed.length > 0) restart.push(`plugins removed (${removed.join(", ")})`);
+
+    this.#proxy.setRoutes(next.routes);
+    const reconfigured: string[] = [];
+    for (const [before, after] of matched) {
+      if (isDeepStrictEqual(before.options, after.options)) continue;
+      const plugin = before.plugin;
+      if (typeof plugin.reconfigure !== "function") {
+        restart.push(`${describe(before)} options (the plugin cannot reconfigure)`);
+        continue;
+      }
+      try {
+        plugin.reconfigure(after.options ?? {});
+        reconfigured.push(describe(before));
+        const i = old.plugins.indexOf(before);
+        old.plugins[i] = { ...before, options: after.options };
+      } catch (err) {
+        log.error("reload.plugin-failed", { plugin: describe(before), error: (err as Error).message });
+      }
+    }
+    old.shutdownTimeout = next.shutdownTimeout;
+    log.info("reload.ok", { file: this.#file, routes: next.routes.length, reconfigured });
+    if (restart.length > 0) {
+      log.warn("reload.restart-needed", {
+        notApplied: restart,
+        note: "these changes take effect after a restart; the rest was applied",
+      });
+    }
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * Structural validation of a config object, by hand so every problem is reported at once with
+ * its field path (`listeners[0].port: must be an integer 0-65535`). Things that need I/O
+ * (protocol packages, plugin modules, certificate files) are checked by `prepare` afterwards.
+ */
+import { isIP } from "node:net";
+import * as core from "@switchyard/core";
+import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
+import { PROTOCOLS } from "./protocols.js";
+
+export interface ValidationResult {
+  /** one `path: message` line per problem; empty when the config is valid */
+  problems: string[];
+  /** the config with defaults applied (meaningful only when `problems` is empty) */
+  config: SwitchyardConfig;
+}
+
+const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
+const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options"];
+const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized"];
+const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "options"];
+const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method"];
+const PLUGIN_KEYS = ["use", "options"];
+const TIMEOUT_KEYS = ["handshake", "connect", "idle", "lifetime"];
+const LB = ["round-robin", "least-connections", "random"];
+const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"];
+
+type Obj = Record<string, unknown>;
+
+export function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
+}
+
+const quote = (xs: readonly string[]) => xs.map((x) => `"${x}"`).join(", ");
+
+class Checker {
+  readonly problems: string[] = [];
+
+  add(path: string, message: string): void {
+    this.problems.push(`${path}: ${message}`);
+  }
+
+  /** flags keys not in `allowed`; returns false when `value` is not an object at all */
+  object(path: string, value: unknown, allowed: readonly string[]): value is Obj {
+    if (!isObject(value)) {
+      this.add(path, "must be an object");
+      return false;
+    }
+    for (const k of Object.keys(value)) if (!allowed.includes(k)) this.add(`${path}.${k}`, "unknown field");
+    return true;
+  }
+
+  string(path: string, value: unknown): value is string {
+    if (typeof value === "string" && value.trim() !== "") return true;
+    this.add(path, "must be a non-empty string");
+    return false;
+  }
+
+  stringOrList(path: string, value: unknown): string[] | undefined {
+    if (typeof value === "string" && value !== "") return [value];
+    if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string" && v !== "")) {
+      return value as string[];
+    }
+    this.add(path, "must be a non-empty string or a non-empty array of strings");
+    return undefined;
+  }
+
+  integer(path: string, value: unknown, min: number, max: number, what = `an integer ${min}-${max}`): boolean {
+    if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return true;
+    this.add(path, `must be ${what}`);
+    return false;
+  }
+
+  options(path: string, value: unknown): void {
+    if (value !== undefined && !isObject(value)) this.add(path, "must be an object");
+  }
+
+  timeouts(path: string, value: unknown): void {
+    if (value === undefined || !this.object(path, value, TIMEOUT_KEYS)) return;
+    for (const k of TIMEOUT_KEYS) {
+      if (value[k] !== undefined) this.integer(`${path}.${k}`, value[k], 0, 2 ** 31 - 1, "a non-negative integer (milliseconds)");
+    }
+  }
+}
+
+/** Checks a config object and applies defaults. Never throws on bad input. */
+export function validateConfig(raw: unknown): ValidationResult {
+  const c = new Checker();
+  const empty: SwitchyardConfig = { listeners: [] };
+  if (!c.object("config", raw, TOP_KEYS)) return { problems: c.problems, config: empty };
+
+  const listeners = checkListeners(c, raw.listeners);
+  const names = new Set(listeners.map((l) => l.name));
+  const routes = checkRoutes(c, raw.routes, names);
+  const plugins = checkPlugins(c, raw.plugins);
+  c.timeouts("timeouts", raw.timeouts);
+  if (raw.shutdownTimeout !== undefined) {
+    c.integer("shutdownTimeout", raw.shutdownTimeout, 0, 2 ** 31 - 1, "a non-negative integer (milliseconds)");
+  }
+  if (raw.log !== undefined && c.object("log", raw.log, ["level"])) {
+    const level = raw.log.level;
+    if (level !== undefined && !LOG_LEVELS.includes(level as string)) c.add("log.level", `must be one of ${quote(LOG_LEVELS)}`);
+  }
+  if (raw.protocols !== undefined && c.object("protocols", raw.protocols, Object.keys(PROTOCOLS))) {
+    for (const [k, v] of Object.entries(raw.protocols)) c.options(`protocols.${k}`, v);
+  }
+  const config = { ...(raw as unknown as SwitchyardConfig), listeners, routes, plugins };
+  return { problems: c.problems, config };
+}
+
+function checkListeners(c: Checker, value: unknown): ListenerEntry[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    c.add("listeners", "must be a non-empty array");
+    return [];
+  }
+  const seen = new Set<string>();
+  const out: ListenerEntry[] = [];
+  value.forEach((l: unknown, i) => {
+    const p = `listeners[${i}]`;
+    if (!c.object(p, l, LISTENER_KEYS)) return;
+    if (c.string(`${p}.name`, l.name)) {
+      if (seen.has(l.name)) c.add(`${p}.name`, `duplicate listener name "${l.name}"`);
+      seen.add(l.name);
+    }
+    if (l.protocol === undefined) c.add(`${p}.protocol`, "is required");
+    else if (typeof l.protocol !== "string" || !(l.protocol in PROTOCOLS)) {
+      c.add(`${p}.protocol`, `must be one of ${quote(Object.keys(PROTOCOLS))}`);
+    }
+    if (l.host !== undefined) c.string(`${p}.host`, l.host);
+    if (l.port === undefined) c.add(`${p}.port`, "is required (an integer 0-65535; 0 picks a free port)");
+    else c.integer(`${p}.port`, l.port, 0, 65535);
+    if (l.maxConnections !== undefined) c.integer(`${p}.maxConnections`, l.maxConnections, 1, 2 ** 31 - 1, "a positive integer");
+    c.timeouts(`${p}.timeouts`, l.timeouts);
+    c.options(`${p}.options`, l.options);
+    if (l.tls !== undefined) checkTls(c, `${p}.tls`, l.tls);
+    out.push({ ...(l as unknown as ListenerEntry), host: typeof l.host === "string" ? l.host : "0.0.0.0" });
+  });
+  return out;
+}
+
+function checkTls(c: Checker, p: string, tls: unknown): void {
+  if (!c.object(p, tls, TLS_KEYS)) return;
+  const pem = (path: string, v: unknown, required: boolean) => {
+    if (v === undefined && !required) return;
+    if (Buffer.isBuffer(v)) return;
+    if (typeof v !== "string" || v.trim() === "") c.add(path, "must be a file path or PEM text");
+  };
+  pem(`${p}.cert`, tls.cert, true);
+  pem(`${p}.key`, tls.key, true);
+  pem(`${p}.ca`, tls.ca, false);
+  for (const k of ["requestCert", "rejectUnauthorized"]) {
+    if (tls[k] !== undefined && typeof tls[k] !== "boolean") c.add(`${p}.${k}`, "must be true or false");
+  }
+  if (tls.sni !== undefined && c.object(`${p}.sni`, tls.sni, Object.keys(tls.sni as Obj))) {
+    for (const [host, entry] of Object.entries(tls.sni)) {
+      const ep = `${p}.sni["${host}"]`;
+      if (!c.object(ep, entry, ["cert", "key"])) continue;
+      pem(`${ep}.cert`, entry.cert, true);
+      pem(`${ep}.key`, entry.key, true);
+    }
+  }
+}
+
+function checkRoutes(c: Checker, value: unknown, listeners: ReadonlySet<string>): RouteEntry[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    c.add("routes", "must be an array");
+    return [];
+  }
+  const seen = new Set<string>();
+  value.forEach((r: unknown, i) => {
+    const p = `routes[${i}]`;
+    if (!c.object(p, r, ROUTE_KEYS)) return;
+    if (r.name !== undefined && c.string(`${p}.name`, r.name)) {
+      if (seen.has(r.name)) c.add(`${p}.name`, `duplicate route name "${r.name}"`);
+      seen.add(r.name);
+    }
+    if (r.listener !== undefined) {
+      const list = c.stringOrList(`${p}.listener`, r.listener);
+      list?.forEach((name, j) => {
+        const lp = Array.isArray(r.listener) ? `${p}.listener[${j}]` : `${p}.listener`;
+        if (!listeners.has(name)) c.add(lp, `no listener named "${name}"`);
+      });
+    }
+    if (r.match !== undefined && c.object(`${p}.match`, r.match, MATCH_KEYS)) {
+      for (const [k, v] of Object.entries(r.match)) {
+        if (!MATCH_KEYS.includes(k) || v === undefined) continue;
+        const list = c.stringOrList(`${p}.match.${k}`, v);
+        if (k === "clientIp" && list) {
+          list.forEach((ip, j) => {
+            const err = checkCidr(ip);
+            if (err) c.add(Array.isArray(v) ? `${p}.match.clientIp[${j}]` : `${p}.match.clientIp`, err);
+          });
+        }
+      }
+    }
+    checkTargets(c, `${p}.targets`, r.targets);
+    if (r.lb !== undefined && !LB.includes(r.lb as string)) c.add(`${p}.lb`, `must be one of ${quote(LB)}`);
+    if (r.priority !== undefined && (typeof r.priority !== "number" || !Number.isFinite(r.priority))) {
+      c.add(`${p}.priority`, "must be a number");
+    }
+    c.options(`${p}.options`, r.options);
+  });
+  return value as RouteEntry[];
+}
+
+function checkTargets(c: Checker, p: string, targets: unknown): void {
+  if (!Array.isArray(targets) || targets.length === 0) {
+    c.add(p, "must be a non-empty array");
+    return;
+  }
+  targets.forEach((t, j) => {
+    const err = checkTarget(t);
+    if (err) c.add(`${p}[${j}]`, err);
+  });
+}
+
+type ParseTarget = (input: unknown) => unknown;
+const coreParseTarget = (core as unknown as { parseTarget?: ParseTarget }).parseTarget;
+
+/** Returns what is wrong with a target, or undefined. Uses core's `parseTarget` when it exists. */
+export function checkTarget(t: unknown): string | undefined {
+  if (coreParseTarget) {
+    try {
+      coreParseTarget(t);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return fallbackCheckTarget(t);
+}
+
+function fallbackCheckTarget(t: unknown): string | undefined {
+  const shown = JSON.stringify(t);
+  if (isObject(t)) {
+    if (typeof t.host !== "string" || t.host === "") return `invalid target ${shown}: host must be a non-empty string`;
+    const port = t.port;
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
+      return `invalid target ${shown}: port must be an integer 0-65535`;
+    }
+    return undefined;
+  }
+  if (typeof t !== "string" || t.trim() === "") return `invalid target ${shown}: expected "host:port", a URL or { host, port }`;
+  if (t.includes("://")) {
+    let url: URL;
+    try {
+      url = new URL(t);
+    } catch {
+      return `invalid target ${shown}: not a valid URL`;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return `invalid target ${shown}: unsupported scheme "${url.protocol}" (use http, https or host:port)`;
+    }
+    if (url.pathname !== "/" || url.search || url.hash) return `invalid target ${shown}: a target URL may not have a path, query or fragment`;
+    return undefined;
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:\s/[\]]+)):(\d{1,5})$/.exec(t.trim());
+  if (!m) return `invalid target ${shown}: expected "host:port", "[ipv6]:port" or a URL`;
+  if (m[1] !== undefined && isIP(m[1]) !== 6) return `invalid target ${shown}: bad IPv6 address`;
+  if (Number(m[3]) > 65535) return `invalid target ${shown}: port must be an integer 0-65535`;
+  return undefined;
+}
+
+function checkCidr(text: string): string | undefined {
+  const [addr, bits, extra] = text.split("/");
+  const family = isIP(addr ?? "");
+  if (family === 0 || extra !== undefined) return `"${text}" is not an IP address or CIDR`;
+  if (bits === undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return `"${text}": prefix length must be 0-${max}`;
+  return undefined;
+}
+
+function checkPlugins(c: Checker, value: unknown): PluginEntry[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    c.add("plugins", "must be an array");
+    return [];
+  }
+  value.forEach((entry: unknown, i) => {
+    const p = `plugins[${i}]`;
+    if (isPluginInstance(entry)) return;
+    if (!c.object(p, entry, PLUGIN_KEYS)) return;
+    c.string(`${p}.use`, entry.use);
+  });
+  return value as PluginEntry[];
+}
+
+/** A plugin object given directly (ES module configs): `{ name, apply }`. */
+export function isPluginInstance(v: unknown): v is core.ProxyPlugin {
+  return isObject(v) && typeof v.apply === "function" && typeof v.name === "string";
+}
