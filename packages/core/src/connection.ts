@@ -40,8 +40,9 @@ export class Connection {
 
   /** the proxy that accepted it: resolve, dial, logger, timeouts */
   readonly proxy: Proxy;
-  readonly #abort = new AbortController();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  // created on first use: an idle proxied connection should cost as little memory as possible
+  #abort: AbortController | undefined;
+  #timers: Map<string, NodeJS.Timeout> | undefined;
   #cleanups: Array<(reason: CloseReason) => void> = [];
   #drainHandler: (() => void) | undefined;
   #clientCloseHandler: (() => void) | undefined;
@@ -66,6 +67,8 @@ export class Connection {
 
   /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
   get signal(): AbortSignal {
+    this.#abort ??= new AbortController();
+    if (this.state === "closed" && !this.#abort.signal.aborted) this.#abort.abort();
     return this.#abort.signal;
   }
 
@@ -87,17 +90,17 @@ export class Connection {
     this.clearTimer(name);
     if (!(ms > 0)) return;
     const t = setTimeout(() => {
-      this.#timers.delete(name);
+      this.#timers?.delete(name);
       onExpire();
     }, ms);
-    this.#timers.set(name, t);
+    (this.#timers ??= new Map()).set(name, t);
   }
 
   clearTimer(name: string): void {
-    const t = this.#timers.get(name);
+    const t = this.#timers?.get(name);
     if (t !== undefined) {
       clearTimeout(t);
-      this.#timers.delete(name);
+      this.#timers!.delete(name);
     }
   }
 
@@ -138,9 +141,11 @@ export class Connection {
     if (this.state === "closed") return;
     this.state = "closed";
     this.#closeReason = reason;
-    for (const t of this.#timers.values()) clearTimeout(t);
-    this.#timers.clear();
-    this.#abort.abort();
+    if (this.#timers) {
+      for (const t of this.#timers.values()) clearTimeout(t);
+      this.#timers.clear();
+    }
+    this.#abort?.abort();
     const cleanups = this.#cleanups;
     this.#cleanups = [];
     for (const fn of cleanups) {
