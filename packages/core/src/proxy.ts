@@ -10,7 +10,8 @@ import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
 import { CachedResolver } from "./routing/resolver-cache.js";
-import type { ResolveContext, Resolver, RouteMatchResult } from "./routing/route.js";
+import type { ResolveContext, Resolver, ResolverAnswer, Route, RouteMatchResult } from "./routing/route.js";
+import { formatTarget } from "./routing/target.js";
 import { RouteTable, routeFromAnswer } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
@@ -381,8 +382,27 @@ export class Proxy {
         if (err instanceof ResolveError) throw err;
         throw new ResolveError("INTERNAL", `resolver failed: ${(err as Error)?.message ?? err}`, { cause: err });
       }
-      return { route: routeFromAnswer(answer, `resolver:${describeKey(key)}`), params: {} };
+      return { route: this.#dynamicRoute(answer, `resolver:${describeKey(key)}`), params: {} };
     });
+  }
+
+  readonly #dynamicRoutes = new Map<string, Route>();
+
+  /**
+   * Keeps one Route per resolver answer (by key and targets) so its balancer state (round-robin
+   * position, least-connections counts) survives across lookups. Bounded; oldest dropped first.
+   */
+  #dynamicRoute(answer: ResolverAnswer, name: string): Route {
+    const fresh = routeFromAnswer(answer, name);
+    const id = `${name}|${fresh.lb}|${fresh.targets.map(formatTarget).join(",")}`;
+    const known = this.#dynamicRoutes.get(id);
+    if (known) return known;
+    if (this.#dynamicRoutes.size >= 10_000) {
+      const oldest = this.#dynamicRoutes.keys().next().value;
+      if (oldest !== undefined) this.#dynamicRoutes.delete(oldest);
+    }
+    this.#dynamicRoutes.set(id, fresh);
+    return fresh;
   }
 
   /** @internal called once by Connection.destroy */

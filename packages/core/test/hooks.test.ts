@@ -191,3 +191,45 @@ describe("hooks", () => {
     ).to.throw(PluginError, /BadApply/);
   });
 });
+
+describe("dynamic resolver", () => {
+  it("keeps round-robin state across lookups of the same answer", async () => {
+    const a = await startEchoServer();
+    const b = await startEchoServer();
+    const { proxy, port } = await startProxy({
+      listeners: [{ name: "t", protocol: "tcp", port: 0 }],
+      resolver: { resolve: () => [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] },
+      ssrf: { allow: ["127.0.0.1/32"] },
+    });
+    for (let i = 0; i < 4; i++) {
+      const c = await connectTo(port());
+      c.write("x");
+      await readBytes(c, 1);
+      c.end();
+      await waitClose(c);
+    }
+    expect([a.accepted, b.accepted]).to.deep.equal([2, 2]);
+    await expectNoActiveConnections(proxy);
+    await proxy.close();
+    await a.close();
+    await b.close();
+  });
+
+  it("refuses a resolver target in a private range (SSRF guard) and closes the client", async () => {
+    const a = await startEchoServer();
+    const { proxy, port } = await startProxy({
+      listeners: [{ name: "t", protocol: "tcp", port: 0 }],
+      resolver: { resolve: () => `127.0.0.1:${a.port}` },
+    });
+    const errors: string[] = [];
+    proxy.events.on("upstreamError", (e) => errors.push(e.error.code));
+    const c = await connectTo(port());
+    await waitClose(c);
+    await waitFor(() => errors.length === 1);
+    expect(errors).to.deep.equal(["PRX_ERR_SSRF_BLOCKED"]);
+    expect(a.accepted).to.equal(0);
+    await expectNoActiveConnections(proxy);
+    await proxy.close();
+    await a.close();
+  });
+});
