@@ -86,7 +86,7 @@ export class HeadersPlugin implements ProxyPlugin {
     stripHopByHop(h, { tunnel: req.upgrade });
 
     const clientIp = req.connection.clientIp;
-    const trusted = o.trusted.matches(clientIp);
+    const trusted = o.trusted?.matches(clientIp) ?? false;
     if (o.xForwarded) {
       setHeader(h, "X-Forwarded-For", forwardedFor(getHeaders(h, "x-forwarded-for"), clientIp, trusted));
       if (!trusted || getHeader(h, "x-forwarded-proto") === undefined) setHeader(h, "X-Forwarded-Proto", req.scheme);

@@ -1,5 +1,4 @@
-import { ConfigError } from "@switchyard/core";
-import { CidrList } from "./internal/cidr.js";
+import { ConfigError, IpMatcher } from "@switchyard/core";
 import { validateRules, validateRuleSet, type HeaderRules, type HeaderRuleSet } from "./rules.js";
 
 /** Options of `HeadersPlugin`. Every field is optional; defaults are in the README. */
@@ -37,7 +36,8 @@ export interface ResolvedHeadersOptions {
   readonly loopDetection: boolean;
   readonly xForwarded: boolean;
   readonly forwarded: boolean;
-  readonly trusted: CidrList;
+  /** trusted peers; undefined when none are configured */
+  readonly trusted: IpMatcher | undefined;
   readonly rewriteHost: boolean | string;
   readonly request: HeaderRules;
   readonly response: HeaderRules;
@@ -97,7 +97,7 @@ export function resolveOptions(input: HeadersOptions | undefined): ResolvedHeade
     loopDetection: bool(o.loopDetection, "loopDetection", true),
     xForwarded: bool(o.xForwarded, "xForwarded", true),
     forwarded: bool(o.forwarded, "forwarded", false),
-    trusted: new CidrList(tp as string[]),
+    trusted: trustedMatcher(tp as string[]),
     rewriteHost: o.rewriteHost === undefined ? false : checkRewriteHost(o.rewriteHost, "HeadersPlugin"),
     request: validateRules(o.request, "HeadersPlugin: request"),
     response: validateRules(o.response, "HeadersPlugin: response"),
@@ -114,4 +114,13 @@ export function resolveRouteOptions(input: unknown, routeName: string): RouteHea
   const out: RouteHeadersOptions = validateRuleSet(rest, where);
   if (rewriteHost !== undefined) out.rewriteHost = checkRewriteHost(rewriteHost, where);
   return out;
+}
+
+function trustedMatcher(list: string[]): IpMatcher | undefined {
+  if (list.length === 0) return undefined;
+  try {
+    return new IpMatcher(list);
+  } catch (err) {
+    throw new ConfigError(`HeadersPlugin: trustedProxies: ${(err as Error).message}`, { cause: err });
+  }
 }
