@@ -101,10 +101,6 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     await options.onClose?.();
     return EXIT_RUNTIME;
   }
-  for (const a of proxy.addresses()) out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
-  if (options.banner) out(options.banner(proxy));
-  logEvents(proxy, log);
-
   const reloader = options.file ? new Reloader(proxy, prepared, options.file, log) : undefined;
   const done = new Promise<number>((resolve) => {
     let closing = false;
@@ -132,7 +128,11 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
         resolve(EXIT_RUNTIME);
       });
     };
+    // handlers first, so a signal sent as soon as the listening lines appear is handled
     process.on("SIGTERM", onStop).on("SIGINT", onStop).on("SIGHUP", onHup);
   });
+  for (const a of proxy.addresses()) out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
+  if (options.banner) out(options.banner(proxy));
+  logEvents(proxy, log);
   return { proxy, done };
 }
