@@ -21,6 +21,7 @@
  * fewer wildcards beat more, a longer literal part beats a shorter one; a lone `*` scores 0.
  */
 import { ConfigError } from "../errors.js";
+import { wildMatch } from "./wildcard.js";
 
 /** A compiled glob. */
 export interface GlobMatcher {
@@ -36,30 +37,6 @@ export interface GlobMatcher {
 const STAR = 42; // *
 const QUESTION = 63; // ?
 
-/** `*` (and `?` when `question`) glob match of `p` against `s[from, to)`; O(|p|·|s|) worst case. */
-function wildMatch(p: string, s: string, from: number, to: number, question: boolean): boolean {
-  let pi = 0;
-  let si = from;
-  let star = -1;
-  let mark = 0;
-  while (si < to) {
-    const pc = pi < p.length ? p.charCodeAt(pi) : -1;
-    if (pc === STAR) {
-      star = pi++;
-      mark = si;
-    } else if (pc !== -1 && (pc === s.charCodeAt(si) || (question && pc === QUESTION))) {
-      pi++;
-      si++;
-    } else if (star >= 0) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.length && p.charCodeAt(pi) === STAR) pi++;
-  return pi === p.length;
-}
 
 function specificity(exact: boolean, wildcards: number, literalLength: number): number {
   if (exact) return 90_000 + Math.min(literalLength, 9_999);

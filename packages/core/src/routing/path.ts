@@ -15,6 +15,7 @@
  * ("/a/../b") are not resolved here; the protocol layer must normalise or refuse them.
  */
 import { ConfigError } from "../errors.js";
+import { wildMatch } from "./wildcard.js";
 
 /** What a successful path match extracted. */
 export interface PathMatch {
@@ -55,27 +56,7 @@ function withSlash(rest: string): string {
 
 /** `*` glob within one segment (no "/" in `s` between from and to). */
 function segmentGlob(p: string, s: string, from: number, to: number): boolean {
-  let pi = 0;
-  let si = from;
-  let star = -1;
-  let mark = 0;
-  while (si < to) {
-    const pc = pi < p.length ? p.charCodeAt(pi) : -1;
-    if (pc === 42) {
-      star = pi++;
-      mark = si;
-    } else if (pc !== -1 && pc === s.charCodeAt(si)) {
-      pi++;
-      si++;
-    } else if (star >= 0) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.length && p.charCodeAt(pi) === 42) pi++;
-  return pi === p.length;
+  return wildMatch(p, s, from, to, false);
 }
 
 function compilePrefix(pattern: string): PathMatcher {
