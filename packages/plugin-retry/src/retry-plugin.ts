@@ -108,7 +108,7 @@ export class RetryPlugin implements ProxyPlugin {
     if (res.retry !== undefined) return; // an earlier tap decided
     if (res.error === undefined && !isHttpResponse(res)) return;
     if (isHttpResponse(res) && res.error === undefined && (res.status === undefined || res.status < 429)) return; // fast path: success
-    const policy = this.#policy(req?.route);
+    const policy = this.#policy(routeOf(res, req));
     const outcome = this.#outcome(res, req);
     const decision = decide(outcome, policy, this.#random, this.#now());
     if (!decision.retry) {
@@ -159,6 +159,14 @@ export class RetryPlugin implements ProxyPlugin {
       reusedSocket: reusedSocket(res),
     };
   }
+}
+
+/**
+ * The route of an attempt: from the request, or from the response when core provides it there
+ * (L4 protocols call `onUpstreamResponse` without a request).
+ */
+function routeOf(res: UpstreamResponse, req: ProxyRequest | undefined): Route | undefined {
+  return req?.route ?? (res as UpstreamResponse & { route?: Route }).route;
 }
 
 /** Whether the failed attempt ran on a reused keep-alive socket (as reported by the protocol). */
