@@ -3,6 +3,7 @@
  * export is the config (usually `defineConfig({...})`) or a function returning it.
  */
 import { readFile } from "node:fs/promises";
+import { register } from "node:module";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
@@ -44,7 +45,13 @@ export async function loadConfigFile(file: string): Promise<unknown> {
   }
 }
 
+let hooksRegistered = false;
+
 async function loadModule(path: string, file: string): Promise<unknown> {
+  if (!hooksRegistered) {
+    register("./config-hooks.js", import.meta.url);
+    hooksRegistered = true;
+  }
   // a fresh URL each time so a reload (SIGHUP) sees the edited file, not the module cache
   const url = `${pathToFileURL(path).href}?generation=${++generation}`;
   let ns: Record<string, unknown>;

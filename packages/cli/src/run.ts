@@ -116,9 +116,12 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
       }
       closing = true;
       const timeout = reloader?.shutdownTimeout ?? prepared.shutdownTimeout;
-      log.info("shutdown", { signal, timeoutMs: timeout, open: proxy.connections.size });
+      const open = proxy.connections.size;
+      // close() stops accepting synchronously; log after that, so the line means "not accepting"
+      const closed = proxy.close({ timeout });
+      log.info("shutdown", { signal, timeoutMs: timeout, open });
       void (async () => {
-        await proxy.close({ timeout });
+        await closed;
         await options.onClose?.();
         process.off("SIGTERM", onStop).off("SIGINT", onStop).off("SIGHUP", onHup);
         log.info("shutdown.done", {});

@@ -20,7 +20,8 @@ const jsonConfig = (port: number) =>
     routes: [{ name: "to-backend", listener: "edge", targets: [`127.0.0.1:${port}`] }],
   });
 
-const esmConfig = (port: number) => `import { defineConfig } from ${JSON.stringify(CLI_INDEX_URL)};
+// "@switchyard/cli" does not resolve from os.tmpdir(): the command's own copy is used
+const esmConfig = (port: number) => `import { defineConfig } from "@switchyard/cli";
 export default defineConfig({
   listeners: [{ name: "edge", protocol: "tcp", host: "127.0.0.1", port: 0 }],
   routes: [{ name: "to-backend", listener: "edge", targets: ["127.0.0.1:${port}"] }],
@@ -62,9 +63,12 @@ describe("switchyard --config (valid files)", () => {
     });
   }
 
-  it("accepts an ES module whose default export is a function", async () => {
+  it("accepts an ES module whose default export is a function, importing the CLI by URL", async () => {
     const backend = await startBackend("fn");
-    const file = tmpFile("cfg.mjs", `export default async () => (${jsonConfig(backend)});\n`);
+    const file = tmpFile(
+      "cfg.mjs",
+      `import { defineConfig } from ${JSON.stringify(CLI_INDEX_URL)};\nexport default async () => defineConfig(${jsonConfig(backend)});\n`,
+    );
     const res = await runCli(["check", file]);
     expect(res.stdout).to.equal("ok\n");
     expect(res.code).to.equal(0);
