@@ -1,0 +1,28 @@
+import { expect } from "chai";
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { cleanup, runCli } from "./helpers.js";
+
+const dir = fileURLToPath(new URL("../../../examples/config/", import.meta.url));
+const files = readdirSync(dir).filter((f) => /^switchyard\.(json|ya?ml|mjs)$/.test(f));
+
+describe("examples/config", () => {
+  afterEach(cleanup);
+
+  it("has an example in each format", () => {
+    expect(files.map((f) => f.split(".")[1]).sort()).to.deep.equal(["json", "mjs", "yaml"]);
+  });
+
+  for (const file of files) {
+    it(`${file} passes switchyard check`, async function () {
+      const res = await runCli(["check", dir + file]);
+      const problems = res.stderr.trim().split("\n").slice(1);
+      if (res.code === 2 && problems.every((p) => /protocol "http" is not available/.test(p))) {
+        this.skip(); // @switchyard/protocol-http is not built yet
+      }
+      expect(res.stderr).to.equal("");
+      expect(res.stdout).to.equal("ok\n");
+      expect(res.code).to.equal(0);
+    });
+  }
+});
