@@ -1,0 +1,110 @@
+// Starting and talking to bench child processes; machine description; markdown helpers.
+import { spawn, execSync } from "node:child_process";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+
+export const here = (p) => new URL(p, import.meta.url).pathname;
+
+/**
+ * Runs `node [flags] script ...args` as a child through bash so its fd limit is raised to the
+ * hard limit first; an IPC channel carries messages both ways.
+ */
+export function startNode(script, args = [], { flags = [], env = {} } = {}) {
+  const child = spawn(
+    "bash",
+    ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...flags, script, ...args],
+    { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...env } },
+  );
+  const inbox = [];
+  const waiters = [];
+  child.on("message", (m) => {
+    const i = waiters.findIndex((w) => w.type === m.type || m.type === "error");
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+    else inbox.push(m);
+  });
+  const exited = new Promise((r) => child.once("exit", (code, sig) => r({ code, sig })));
+  exited.then((e) => {
+    for (const w of waiters.splice(0)) w.resolve({ type: "error", error: `child exited (${e.code ?? e.sig})` });
+  });
+  /** next message of a type (or an error), bounded in time */
+  function next(type, timeoutMs = 120_000) {
+    const i = inbox.findIndex((m) => m.type === type || m.type === "error");
+    const p =
+      i >= 0
+        ? Promise.resolve(inbox.splice(i, 1)[0])
+        : new Promise((resolve) => waiters.push({ type, resolve }));
+    let t;
+    const timeout = new Promise((r) => (t = setTimeout(() => r({ type: "error", error: `no "${type}" within ${timeoutMs} ms` }), timeoutMs)));
+    return Promise.race([p, timeout]).then((m) => {
+      clearTimeout(t);
+      if (m.type === "error") throw new Error(`${script}: ${m.error}`);
+      return m;
+    });
+  }
+  return {
+    child,
+    next,
+    send: (m) => child.connected && child.send(m),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.send?.({ type: "stop" });
+        const t = setTimeout(() => child.kill("SIGKILL"), 3000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
+
+/** A server process (backend or proxy) started and ready: { port, ...handle }. */
+export async function startServer(script, args = [], opts) {
+  const h = startNode(here(script), args, opts);
+  const { port } = await h.next("ready", 15_000);
+  return { ...h, port, async rss() { return (await (h.send({ type: "rss" }), h.next("rss"))); } };
+}
+
+/** Runs one load-generator task to completion in its own process. */
+export async function load(task) {
+  const timeoutMs = task.timeoutMs ?? 60_000;
+  const h = startNode(here("./loadgen.mjs"), [JSON.stringify({ ...task, timeoutMs })]);
+  try {
+    return await h.next("result", timeoutMs + 5000);
+  } finally {
+    await h.stop();
+  }
+}
+
+export function machine() {
+  let cpu = "unknown";
+  try {
+    cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpu;
+  } catch {}
+  let nproc = os.availableParallelism?.() ?? os.cpus().length;
+  try {
+    nproc = Number(execSync("nproc").toString().trim());
+  } catch {}
+  return {
+    nproc,
+    cpu,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    node: process.version,
+    kernel: os.release(),
+    date: new Date().toISOString(),
+  };
+}
+
+export function table(header, rows) {
+  const line = (cells) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+export function writeResult(name, markdown) {
+  mkdirSync(here("../results/"), { recursive: true });
+  writeFileSync(here(`../results/${name}.md`), markdown.trimEnd() + "\n");
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+export const met = (ok) => (ok ? "met" : "**NOT met**");
