@@ -1,0 +1,156 @@
+/**
+ * The tapped path of an exchange: builds the typed messages, awaits `onRequest` /
+ * `onUpstreamResponse`, and applies what taps decided (another target, a direct answer, a
+ * changed message, a retry after a cancellable delay).
+ */
+import { Readable } from "node:stream";
+import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type ProxyError, type RouteMatchResult } from "@switchyard/core";
+import { statusForError } from "./errors-response.js";
+import type { Exchange } from "./exchange.js";
+import { BODY_NONE, serializeRequestHead, toFlat, toPairs, type ResponseFacts } from "./head.js";
+import type { RawHead } from "./internal/parser.js";
+import { HttpRequest, HttpResponse } from "./message.js";
+
+export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): void {
+  const f = ex.facts;
+  const session = ex.session;
+  let body: Readable | null = null;
+  if (f.bodyKind !== BODY_NONE) {
+    body = new Readable({ highWaterMark: 64 * 1024, read: () => session.resumeClient() });
+    ex.bodyStream = body;
+    const q = ex.queue;
+    ex.queue = undefined;
+    ex.queuedBytes = 0;
+    if (q !== undefined) for (const c of q) body.push(c);
+    if (ex.requestComplete) body.push(null);
+  }
+  const headers = toPairs(ex.head.headers);
+  if (f.hostOverride !== undefined) setHeader(headers, "Host", f.hostOverride);
+  const msg = new HttpRequest({
+    connection: ex.conn.info,
+    id: ex.id,
+    route: m.route,
+    method: f.method,
+    url,
+    httpVersion: f.http10 ? "1.0" : "1.1",
+    headers,
+    body,
+    bodyLength: f.bodyKind === 1 ? f.contentLength : f.bodyKind === BODY_NONE ? 0 : undefined,
+    upgrade: f.upgrade,
+    scheme: ex.conn.info.tls ? "https" : "http",
+  });
+  ex.msg = msg;
+  ex.runtime.proxy.hooks.onRequest.promise(msg).then(
+    (out) => afterRequestHook(ex, msg, out as HttpRequestMessage),
+    (err: unknown) => {
+      if (!ex.aborted) ex.hookFailed(err, 500);
+    },
+  );
+}
+
+function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessage): void {
+  if (ex.aborted || ex.finished) return;
+  if (out.response !== undefined) return ex.respondDirect(out.response);
+  ex.method = out.method;
+  const f = ex.facts;
+  ex.headStr = serializeRequestHead(out.method, out.url, toFlat(out.headers), {
+    bodyKind: f.bodyKind,
+    upgrade: f.upgrade,
+    hostOverride: undefined,
+    connectionTokens: f.connectionTokens,
+    dropExpect: ex.answered100,
+  });
+  const buffered = msg.bufferedBody;
+  if (buffered !== undefined) {
+    ex.buffered = buffered;
+    ex.bodyStream = undefined;
+  }
+  ex.target = out.target ?? ex.route!.balancer.pick();
+  ex.connect();
+}
+
+/** Can the exchange still be sent again? */
+function canRetry(ex: Exchange, requestSent: boolean): boolean {
+  if (ex.downStarted || ex.aborted) return false;
+  if (!requestSent) return ex.bodyStream === undefined || !ex.sent;
+  return ex.replayable;
+}
+
+export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): void {
+  const body = rf.bodyKind === BODY_NONE ? null : new Readable({ highWaterMark: 64 * 1024, read: () => ex.onClientDrain() });
+  ex.resStream = body;
+  const res = new HttpResponse({
+    attempt: ex.attempt,
+    target: ex.target,
+    error: undefined,
+    retryable: canRetry(ex, true),
+    requestSent: true,
+    status: h.statusCode,
+    statusMessage: h.statusMessage,
+    httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
+    headers: toPairs(h.headers),
+    body,
+  });
+  const attempt = ex.attempt;
+  ex.runtime.proxy.hooks.onUpstreamResponse.promise(res, ex.msg).then(
+    (out) => afterResponseHook(ex, attempt, out as HttpUpstreamResponse, rf, body),
+    (err: unknown) => {
+      if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(err, 502);
+    },
+  );
+}
+
+function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamResponse, rf: ResponseFacts, body: Readable | null): void {
+  if (ex.aborted || ex.finished || ex.attempt !== attempt) return;
+  if (out.retry !== undefined && canRetry(ex, true)) {
+    body?.destroy();
+    if (!ex.upDone) ex.dropUpstream();
+    else if (ex.ps !== undefined) ex.releaseUpstream(true);
+    return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
+  }
+  ex.writeResponseHead(out.status ?? 502, out.statusMessage, toFlat(out.headers), rf, "");
+  if (body === null) {
+    ex.endDown();
+    return ex.maybeFinish();
+  }
+  body.on("data", (c: Buffer) => {
+    if (!ex.writeDown(c)) body.pause();
+  });
+  body.once("end", () => {
+    ex.endDown();
+    ex.maybeFinish();
+  });
+  body.once("error", () => {
+    if (!ex.downDone) ex.conn.destroy("upstream-error");
+  });
+}
+
+/** The upstream failed before answering: taps may retry or answer instead. */
+export function runErrorHook(ex: Exchange, err: Error, requestSent: boolean): void {
+  const res = new HttpResponse({
+    attempt: ex.attempt,
+    target: ex.target,
+    error: err as ProxyError,
+    retryable: canRetry(ex, requestSent),
+    requestSent,
+    status: undefined,
+    statusMessage: undefined,
+    httpVersion: undefined,
+    headers: [],
+    body: null,
+  });
+  const attempt = ex.attempt;
+  ex.runtime.proxy.hooks.onUpstreamResponse.promise(res, ex.msg).then(
+    (o) => {
+      const out = o as HttpUpstreamResponse;
+      if (ex.aborted || ex.finished || ex.attempt !== attempt) return;
+      if (out.retry !== undefined && canRetry(ex, requestSent)) return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
+      if (ex.headWritten) return ex.conn.destroy("upstream-error", err);
+      if (out.error === undefined && out.status !== undefined) return ex.respondDirect({ status: out.status, headers: out.headers });
+      ex.respondError(statusForError(out.error ?? err), out.error ?? err);
+    },
+    (e: unknown) => {
+      if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(e, 502);
+    },
+  );
+}

@@ -1,0 +1,300 @@
+/**
+ * Message heads: validation of request framing (the smuggling shapes), the routing fields, and
+ * serialization of the heads we send, minus the hop-by-hop headers we own (Connection and the
+ * names it lists, Keep-Alive, Proxy-Connection, Transfer-Encoding, TE, Upgrade outside a tunnel).
+ * Heads are built as one latin1 string so header bytes pass through unchanged.
+ */
+import { HttpParseError, statusText } from "./errors-response.js";
+import type { RawHead } from "./internal/parser.js";
+
+export const BODY_NONE = 0;
+export const BODY_LENGTH = 1;
+export const BODY_CHUNKED = 2;
+export const BODY_CLOSE = 3;
+export type BodyKind = 0 | 1 | 2 | 3;
+
+/** What the proxy needs to know about a request head. */
+export interface RequestFacts {
+  method: string;
+  /** origin-form target forwarded upstream ("/p?q", or "*") */
+  url: string;
+  /** the path used for routing ("/p?q"; "/" for "*") */
+  routePath: string;
+  /** lower-cased host without port, for routing */
+  host: string;
+  /** Host value to send (the authority of an absolute-form target replaces the Host header) */
+  hostOverride: string | undefined;
+  bodyKind: BodyKind;
+  contentLength: number;
+  expectContinue: boolean;
+  keepAlive: boolean;
+  upgrade: boolean;
+  http10: boolean;
+  /** lower-cased names listed in Connection (beyond close/keep-alive/upgrade) to drop */
+  connectionTokens: string[] | undefined;
+}
+
+const DIGITS = /^\d{1,15}$/;
+const ABSOLUTE = /^(https?):\/\/([^/?#]+)([^#]*)/i;
+
+/** Checks a parsed request head and extracts what routing and framing need. Throws HttpParseError. */
+export function analyzeRequest(head: RawHead): RequestFacts {
+  const h = head.headers;
+  let host: string | undefined;
+  let cl: string | undefined;
+  let te: string | undefined;
+  let expect = false;
+  let connTokens: string[] | undefined;
+  let connClose = false;
+  let connKeepAlive = false;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!;
+    const len = name.length;
+    if (len !== 4 && len !== 14 && len !== 17 && len !== 6 && len !== 10) continue;
+    const n = name.toLowerCase();
+    const v = h[i + 1]!;
+    if (n === "host") {
+      if (host !== undefined) throw new HttpParseError(400, "duplicate Host");
+      host = v;
+    } else if (n === "content-length") {
+      if (cl !== undefined) throw new HttpParseError(400, "duplicate Content-Length");
+      if (!DIGITS.test(v)) throw new HttpParseError(400, "invalid Content-Length");
+      cl = v;
+    } else if (n === "transfer-encoding") {
+      if (te !== undefined) throw new HttpParseError(400, "repeated Transfer-Encoding");
+      te = v;
+    } else if (n === "expect") {
+      if (v.toLowerCase() === "100-continue") expect = true;
+      else throw new HttpParseError(417, "unsupported Expect");
+    } else if (n === "connection") {
+      for (const t of v.split(",")) {
+        const tok = t.trim().toLowerCase();
+        if (tok === "close") connClose = true;
+        else if (tok === "keep-alive") connKeepAlive = true;
+        else if (tok !== "upgrade" && tok !== "") (connTokens ??= []).push(tok);
+      }
+    }
+  }
+  if (cl !== undefined && te !== undefined) throw new HttpParseError(400, "both Content-Length and Transfer-Encoding");
+  let bodyKind: BodyKind = BODY_NONE;
+  let contentLength = 0;
+  if (te !== undefined) {
+    if (te.toLowerCase() !== "chunked") throw new HttpParseError(400, "Transfer-Encoding other than chunked");
+    if (head.versionMinor === 0) throw new HttpParseError(400, "Transfer-Encoding in an HTTP/1.0 request");
+    bodyKind = BODY_CHUNKED;
+  } else if (cl !== undefined) {
+    contentLength = +cl;
+    if (contentLength > 0) bodyKind = BODY_LENGTH;
+  }
+  const http10 = head.versionMinor === 0;
+  if (host === undefined && !http10) throw new HttpParseError(400, "missing Host");
+  let url = head.url;
+  let hostOverride: string | undefined;
+  const c0 = url.charCodeAt(0);
+  if (c0 !== 47 /* / */) {
+    if (url === "*" && head.method === "OPTIONS") {
+      // asterisk-form: forwarded as is, routed as "/"
+    } else {
+      const m = ABSOLUTE.exec(url);
+      if (m === null) throw new HttpParseError(400, "invalid request target");
+      hostOverride = m[2]!;
+      url = m[3] || "/";
+      if (url.charCodeAt(0) !== 47) url = "/" + url;
+    }
+  }
+  if (url.includes("/.") || (url.includes("%") && /\/%2e/i.test(url))) checkDotSegments(url);
+  if (head.method === "CONNECT") throw new HttpParseError(405, "CONNECT is not supported");
+  const authority = hostOverride ?? host ?? "";
+  return {
+    method: head.method,
+    url,
+    routePath: url === "*" ? "/" : url,
+    host: hostOnly(authority),
+    hostOverride,
+    bodyKind,
+    contentLength,
+    expectContinue: expect,
+    keepAlive: http10 ? connKeepAlive && !connClose : !connClose,
+    upgrade: head.upgrade,
+    http10,
+    connectionTokens: connTokens,
+  };
+}
+
+function checkDotSegments(url: string): void {
+  const q = url.indexOf("?");
+  const path = (q === -1 ? url : url.slice(0, q)).replace(/%2e/gi, ".");
+  for (const seg of path.split("/")) {
+    if (seg === "." || seg === "..") throw new HttpParseError(400, "dot segments in path");
+  }
+}
+
+/** "Example.com:8080" → "example.com"; "[::1]:80" → "::1". */
+export function hostOnly(authority: string): string {
+  if (authority.charCodeAt(0) === 91 /* [ */) {
+    const end = authority.indexOf("]");
+    return (end === -1 ? authority.slice(1) : authority.slice(1, end)).toLowerCase();
+  }
+  const colon = authority.indexOf(":");
+  return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+/** True for the hop-by-hop names we always drop (lower-case input not required). */
+function hopByHop(name: string, upgrade: boolean): boolean {
+  const len = name.length;
+  if (len !== 10 && len !== 16 && len !== 17 && len !== 2 && len !== 7) return false;
+  const n = name.toLowerCase();
+  return (
+    n === "connection" ||
+    n === "keep-alive" ||
+    n === "proxy-connection" ||
+    n === "transfer-encoding" ||
+    n === "te" ||
+    (n === "upgrade" && !upgrade)
+  );
+}
+
+function listed(name: string, tokens: string[] | undefined): boolean {
+  return tokens !== undefined && tokens.includes(name.toLowerCase());
+}
+
+/**
+ * The request head sent upstream: request line in HTTP/1.1, headers in order minus hop-by-hop,
+ * Host replaced for absolute-form targets, chunked framing re-declared, `Connection: upgrade`
+ * for upgrades, and `Expect` dropped when the proxy answers 100-continue itself.
+ */
+export function serializeRequestHead(
+  method: string,
+  url: string,
+  headers: string[],
+  f: { bodyKind: BodyKind; upgrade: boolean; hostOverride: string | undefined; connectionTokens: string[] | undefined; dropExpect: boolean },
+): string {
+  let s = method + " " + url + " HTTP/1.1\r\n";
+  const tokens = f.connectionTokens;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (hopByHop(name, f.upgrade)) continue;
+    if (tokens !== undefined && listed(name, tokens)) continue;
+    if (name.length === 4 && f.hostOverride !== undefined && name.toLowerCase() === "host") {
+      s += name + ": " + f.hostOverride + "\r\n";
+      continue;
+    }
+    if (f.dropExpect && name.length === 6 && name.toLowerCase() === "expect") continue;
+    s += name + ": " + headers[i + 1]! + "\r\n";
+  }
+  if (f.hostOverride !== undefined && !hasHost(headers)) s += "Host: " + f.hostOverride + "\r\n";
+  if (f.bodyKind === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
+  if (f.upgrade) s += "Connection: upgrade\r\n";
+  return s + "\r\n";
+}
+
+function hasHost(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === "host") return true;
+  return false;
+}
+
+/** Framing facts of an upstream response head. Throws HttpParseError(502) on bad framing. */
+export interface ResponseFacts {
+  bodyKind: BodyKind;
+  contentLength: number;
+  /** upstream allows reuse (keep-alive and self-delimited body) */
+  reusable: boolean;
+  connectionTokens: string[] | undefined;
+}
+
+export function analyzeResponse(head: RawHead, requestMethod: string): ResponseFacts {
+  const h = head.headers;
+  let cl: string | undefined;
+  let chunked = false;
+  let te = false;
+  let close = false;
+  let keepAlive = false;
+  let tokens: string[] | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!;
+    const len = name.length;
+    if (len !== 14 && len !== 17 && len !== 10) continue;
+    const n = name.toLowerCase();
+    const v = h[i + 1]!;
+    if (n === "content-length") {
+      if (!DIGITS.test(v) || (cl !== undefined && cl !== v)) throw new HttpParseError(502, "invalid Content-Length from upstream");
+      cl = v;
+    } else if (n === "transfer-encoding") {
+      te = true;
+      chunked = /(?:^|,)\s*chunked\s*$/i.test(v);
+    } else if (n === "connection") {
+      for (const t of v.split(",")) {
+        const tok = t.trim().toLowerCase();
+        if (tok === "close") close = true;
+        else if (tok === "keep-alive") keepAlive = true;
+        else if (tok !== "upgrade" && tok !== "") (tokens ??= []).push(tok);
+      }
+    }
+  }
+  const status = head.statusCode;
+  let bodyKind: BodyKind;
+  let contentLength = 0;
+  if (requestMethod === "HEAD" || status < 200 || status === 204 || status === 304) {
+    bodyKind = BODY_NONE;
+    contentLength = cl !== undefined ? +cl : 0;
+  } else if (te) bodyKind = chunked ? BODY_CHUNKED : BODY_CLOSE;
+  else if (cl !== undefined) {
+    contentLength = +cl;
+    bodyKind = contentLength > 0 ? BODY_LENGTH : BODY_NONE;
+  } else bodyKind = BODY_CLOSE;
+  const persistent = head.versionMinor === 0 ? keepAlive && !close : !close;
+  return {
+    bodyKind,
+    contentLength,
+    reusable: persistent && bodyKind !== BODY_CLOSE && !(te && cl !== undefined),
+    connectionTokens: tokens,
+  };
+}
+
+/**
+ * The response head sent downstream. `framing`: BODY_LENGTH keeps Content-Length, BODY_CHUNKED
+ * declares chunked, BODY_CLOSE declares nothing (the close ends the body), BODY_NONE keeps
+ * Content-Length for HEAD/304 as the upstream sent it.
+ */
+export function serializeResponseHead(
+  status: number,
+  message: string | undefined,
+  headers: string[],
+  f: { framing: BodyKind; close: boolean; keepAliveHeader: boolean; upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean },
+): string {
+  let s = "HTTP/1.1 " + status + " " + (message || statusText(status)) + "\r\n";
+  const tokens = f.connectionTokens;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (hopByHop(name, f.upgrade)) continue;
+    if (tokens !== undefined && listed(name, tokens)) continue;
+    if (!f.keepLength && name.length === 14 && name.toLowerCase() === "content-length") continue;
+    s += name + ": " + headers[i + 1]! + "\r\n";
+  }
+  if (f.framing === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
+  if (f.upgrade) s += "Connection: upgrade\r\n";
+  else if (f.close) s += "Connection: close\r\n";
+  else if (f.keepAliveHeader) s += "Connection: keep-alive\r\n";
+  return s + "\r\n";
+}
+
+/** Trailer section of a chunked body ("0\r\n" + trailers + "\r\n"). */
+export function lastChunk(trailers: string[] | undefined): string {
+  if (trailers === undefined || trailers.length === 0) return "0\r\n\r\n";
+  let s = "0\r\n";
+  for (let i = 0; i < trailers.length; i += 2) s += trailers[i]! + ": " + trailers[i + 1]! + "\r\n";
+  return s + "\r\n";
+}
+
+/** Flat pairs ↔ HeaderPairs (for hooks only; the fast path stays flat). */
+export function toPairs(flat: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
+  return out;
+}
+
+export function toFlat(pairs: ReadonlyArray<readonly [string, string]>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of pairs) out.push(k, v);
+  return out;
+}

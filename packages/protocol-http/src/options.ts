@@ -1,0 +1,213 @@
+/**
+ * Options of the HTTP protocol: defaults given to `new HttpProtocol(options)`, overridden per
+ * listener (`ListenerConfig.options`) and, for the request-scoped ones, per route
+ * (`RouteConfig.options`). Every name here is documented in the README.
+ */
+import { ConfigError, type Route } from "@switchyard/core";
+
+/** Upstream keep-alive pool, per target. */
+export interface PoolOptions {
+  /** most open sockets per target, busy or idle (default 256) */
+  maxSockets?: number;
+  /** most idle sockets kept per target (default 128) */
+  maxIdle?: number;
+  /** an idle socket is closed after this many ms (default 3000; keep it below the upstream's keep-alive timeout) */
+  idleTimeout?: number;
+  /** most requests waiting for a socket when `maxSockets` are busy; more get 503 (default 1024) */
+  queueSize?: number;
+  /** how long a request waits in that queue before 503 (default 5000 ms) */
+  queueTimeout?: number;
+}
+
+/** Options that apply to one request; routes may override them. */
+export interface HttpRequestOptions {
+  /** upstream TCP/TLS connect deadline in ms (default: the listener's `timeouts.connect`) → 504 */
+  connectTimeout?: number;
+  /** from the request being sent until the upstream's response head (default 30000) → 504 */
+  upstreamHeadersTimeout?: number;
+  /** no body byte in either direction for this long (default 60000) → 408/504 or abort */
+  bodyTimeout?: number;
+  /** total deadline of one request (default 0 = none) → 504 or abort */
+  requestTimeout?: number;
+  /** largest request body in bytes; 0 = unlimited (default 0) → 413 */
+  maxBodySize?: number;
+  /** "relay" forwards `Expect: 100-continue` and relays the upstream's 100; "answer" sends 100 itself (default "relay") */
+  expectContinue?: "relay" | "answer";
+  /** upstream pool settings (the first route that creates a target's pool sets them) */
+  pool?: PoolOptions;
+}
+
+/** Per-route options (`RouteConfig.options`). */
+export interface HttpRouteOptions extends HttpRequestOptions {
+  /** remove the matched path prefix before forwarding: true (the route's prefix) or a literal prefix */
+  stripPrefix?: boolean | string;
+  /** new request path: ":name" and "*" are replaced by path params; the query string is kept */
+  rewrite?: string;
+}
+
+/** Per-listener options (`ListenerConfig.options`) and the `HttpProtocol` constructor defaults. */
+export interface HttpListenerOptions extends HttpRequestOptions {
+  /** time to receive a complete request head (default 10000) → 408 */
+  headersTimeout?: number;
+  /** idle time between requests on a keep-alive connection (default 5000); then closed quietly */
+  keepAliveTimeout?: number;
+  /** bytes in a request head (default 16384) → 431 */
+  maxHeaderSize?: number;
+  /** header lines in a request head (default 100) → 431 */
+  maxHeaderCount?: number;
+  /** request-target length (default 8192) → 414 */
+  maxUrlLength?: number;
+  /** requests served on one connection before it is closed; 0 = unlimited (default 0) */
+  maxRequestsPerConnection?: number;
+  /** pipelined requests read ahead of the one being answered (default 16) */
+  maxPipelined?: number;
+  /** host globs this listener serves; a request for another Host gets 421 instead of 404 */
+  hosts?: string[];
+  /** after the last response, how long to wait for the client to close (default 2000) */
+  lingerTimeout?: number;
+}
+
+export interface ResolvedPool {
+  maxSockets: number;
+  maxIdle: number;
+  idleTimeout: number;
+  queueSize: number;
+  queueTimeout: number;
+}
+
+export interface ResolvedRequestOptions {
+  connectTimeout: number;
+  upstreamHeadersTimeout: number;
+  bodyTimeout: number;
+  requestTimeout: number;
+  maxBodySize: number;
+  expectContinue: "relay" | "answer";
+  pool: ResolvedPool;
+}
+
+export interface ResolvedRouteOptions extends ResolvedRequestOptions {
+  stripPrefix: boolean | string;
+  rewrite: string | undefined;
+}
+
+export interface ResolvedListenerOptions extends ResolvedRequestOptions {
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  maxHeaderSize: number;
+  maxHeaderCount: number;
+  maxUrlLength: number;
+  maxRequestsPerConnection: number;
+  maxPipelined: number;
+  hosts: RegExp[] | undefined;
+  lingerTimeout: number;
+  /** the same options as route defaults (stripPrefix off) */
+  route: ResolvedRouteOptions;
+}
+
+export const DEFAULT_POOL: Readonly<ResolvedPool> = Object.freeze({
+  maxSockets: 256,
+  maxIdle: 128,
+  idleTimeout: 3000,
+  queueSize: 1024,
+  queueTimeout: 5000,
+});
+
+function num(where: string, name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new ConfigError(`${where}: ${name} must be a number >= 0`);
+  return v;
+}
+
+function pool(where: string, v: unknown, base: ResolvedPool): ResolvedPool {
+  if (v === undefined) return base;
+  if (typeof v !== "object" || v === null) throw new ConfigError(`${where}: pool must be an object`);
+  const p = v as Record<string, unknown>;
+  return {
+    maxSockets: Math.max(1, num(where, "pool.maxSockets", p.maxSockets, base.maxSockets)),
+    maxIdle: num(where, "pool.maxIdle", p.maxIdle, base.maxIdle),
+    idleTimeout: num(where, "pool.idleTimeout", p.idleTimeout, base.idleTimeout),
+    queueSize: num(where, "pool.queueSize", p.queueSize, base.queueSize),
+    queueTimeout: num(where, "pool.queueTimeout", p.queueTimeout, base.queueTimeout),
+  };
+}
+
+function requestOptions(where: string, o: Record<string, unknown>, base: ResolvedRequestOptions): ResolvedRequestOptions {
+  const expect = o.expectContinue ?? base.expectContinue;
+  if (expect !== "relay" && expect !== "answer") throw new ConfigError(`${where}: expectContinue must be "relay" or "answer"`);
+  return {
+    connectTimeout: num(where, "connectTimeout", o.connectTimeout, base.connectTimeout),
+    upstreamHeadersTimeout: num(where, "upstreamHeadersTimeout", o.upstreamHeadersTimeout, base.upstreamHeadersTimeout),
+    bodyTimeout: num(where, "bodyTimeout", o.bodyTimeout, base.bodyTimeout),
+    requestTimeout: num(where, "requestTimeout", o.requestTimeout, base.requestTimeout),
+    maxBodySize: num(where, "maxBodySize", o.maxBodySize, base.maxBodySize),
+    expectContinue: expect,
+    pool: pool(where, o.pool, base.pool),
+  };
+}
+
+/** Host glob → RegExp ("*.example.com", "example.com", "*"). Case-insensitive, port ignored. */
+export function hostGlob(glob: string): RegExp {
+  const src = glob
+    .toLowerCase()
+    .split("*")
+    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join("[^]*");
+  return new RegExp(`^${src}$`);
+}
+
+/** Merges constructor defaults and a listener's options. `connectTimeout` falls back to `connect`. */
+export function resolveListenerOptions(
+  where: string,
+  defaults: HttpListenerOptions,
+  listener: Record<string, unknown> | undefined,
+  connectTimeout: number,
+): ResolvedListenerOptions {
+  const o = { ...(defaults as Record<string, unknown>), ...listener };
+  const base: ResolvedRequestOptions = {
+    connectTimeout,
+    upstreamHeadersTimeout: 30_000,
+    bodyTimeout: 60_000,
+    requestTimeout: 0,
+    maxBodySize: 0,
+    expectContinue: "relay",
+    pool: DEFAULT_POOL,
+  };
+  const req = requestOptions(where, o, base);
+  const hosts = o.hosts;
+  if (hosts !== undefined && (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string"))) {
+    throw new ConfigError(`${where}: hosts must be a list of host globs`);
+  }
+  return {
+    ...req,
+    headersTimeout: num(where, "headersTimeout", o.headersTimeout, 10_000),
+    keepAliveTimeout: num(where, "keepAliveTimeout", o.keepAliveTimeout, 5_000),
+    maxHeaderSize: Math.max(64, num(where, "maxHeaderSize", o.maxHeaderSize, 16_384)),
+    maxHeaderCount: num(where, "maxHeaderCount", o.maxHeaderCount, 100),
+    maxUrlLength: num(where, "maxUrlLength", o.maxUrlLength, 8_192),
+    maxRequestsPerConnection: num(where, "maxRequestsPerConnection", o.maxRequestsPerConnection, 0),
+    maxPipelined: Math.max(1, num(where, "maxPipelined", o.maxPipelined, 16)),
+    hosts: hosts === undefined ? undefined : (hosts as string[]).map(hostGlob),
+    lingerTimeout: num(where, "lingerTimeout", o.lingerTimeout, 2_000),
+    route: { ...req, stripPrefix: false, rewrite: undefined },
+  };
+}
+
+const routeCache = new WeakMap<Route, { base: ResolvedListenerOptions; resolved: ResolvedRouteOptions }>();
+
+/** A route's options on top of the listener's, cached per route and listener options. */
+export function resolveRouteOptions(route: Route, base: ResolvedListenerOptions): ResolvedRouteOptions {
+  const cached = routeCache.get(route);
+  if (cached !== undefined && cached.base === base) return cached.resolved;
+  const o = route.options as Record<string, unknown>;
+  let resolved: ResolvedRouteOptions;
+  if (!o || Object.keys(o).length === 0) resolved = base.route;
+  else {
+    const where = `route "${route.name}"`;
+    const strip = o.stripPrefix ?? false;
+    if (typeof strip !== "boolean" && typeof strip !== "string") throw new ConfigError(`${where}: stripPrefix must be a boolean or a string`);
+    if (o.rewrite !== undefined && typeof o.rewrite !== "string") throw new ConfigError(`${where}: rewrite must be a string`);
+    resolved = { ...requestOptions(where, o, base), stripPrefix: strip, rewrite: o.rewrite as string | undefined };
+  }
+  routeCache.set(route, { base, resolved });
+  return resolved;
+}

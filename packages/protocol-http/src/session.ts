@@ -1,0 +1,252 @@
+/**
+ * A downstream HTTP/1.x connection: reads request heads with the framer, runs one exchange at a
+ * time (pipelined requests wait, unparsed, until the current response is written — so answers
+ * keep their order and read-ahead stays at one socket chunk), keeps the connection alive,
+ * honours `Connection: close`, and closes gracefully (end, linger, destroy).
+ */
+import type { Socket } from "node:net";
+import type { Connection } from "@switchyard/core";
+import { errorResponse, type HttpParseError } from "./errors-response.js";
+import { Exchange } from "./exchange.js";
+import { analyzeRequest } from "./head.js";
+import { Deadline } from "./internal/deadline.js";
+import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
+import type { ResolvedListenerOptions } from "./options.js";
+import type { ProtocolRuntime } from "./runtime.js";
+
+export const T_HEADERS = 1;
+export const T_KEEPALIVE = 2;
+export const T_BODY = 3;
+export const T_UPSTREAM_HEADERS = 4;
+
+export class Session implements FramerHandler {
+  readonly conn: Connection;
+  readonly socket: Socket;
+  readonly runtime: ProtocolRuntime;
+  readonly opts: ResolvedListenerOptions;
+  readonly framer: Framer;
+  readonly deadline: Deadline;
+  exchange: Exchange | undefined;
+  requests = 0;
+  /** no further request will be read; close after the current exchange */
+  closing = false;
+  /** we ended our side (graceful close in progress) */
+  ended = false;
+  clientEnded = false;
+  #pending: Buffer | undefined;
+  #parsing = false;
+  #awaitingHead = false;
+  #tunnel = false;
+
+  constructor(conn: Connection, runtime: ProtocolRuntime, opts: ResolvedListenerOptions) {
+    this.conn = conn;
+    this.socket = conn.socket;
+    this.runtime = runtime;
+    this.opts = opts;
+    this.framer = new Framer("request", this, {
+      maxHeaderSize: opts.maxHeaderSize,
+      maxHeaderCount: opts.maxHeaderCount,
+      maxUrlLength: opts.maxUrlLength,
+      strict: true,
+    });
+    this.deadline = new Deadline((kind) => this.#onDeadline(kind));
+  }
+
+  start(): void {
+    const socket = this.socket;
+    const conn = this.conn;
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("end", () => this.#onEnd());
+    socket.on("drain", () => this.exchange?.onClientDrain());
+    conn.onDestroy(() => this.#destroyed());
+    conn.onDrain(() => this.#drain());
+    conn.onClientClose(() => conn.destroy(this.ended || (this.exchange === undefined && this.framer.idle) ? "done" : "client-closed"));
+    conn.setState("established");
+    this.#awaitingHead = true;
+    this.deadline.set(this.opts.headersTimeout, T_HEADERS);
+  }
+
+  /** keep-alive still possible after the current exchange */
+  get keepAlive(): boolean {
+    return !this.closing && !this.conn.draining && !this.clientEnded;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.ended || this.#tunnel) return;
+    if (this.#pending !== undefined) {
+      this.#pending = Buffer.concat([this.#pending, chunk]);
+      this.socket.pause();
+      return;
+    }
+    const ex = this.exchange;
+    if (ex !== undefined && ex.requestComplete) {
+      this.#pending = chunk;
+      this.socket.pause();
+      return;
+    }
+    if (!this.#awaitingHead && ex === undefined) {
+      this.#awaitingHead = true;
+      this.deadline.set(this.opts.headersTimeout, T_HEADERS);
+    }
+    this.#parse(chunk);
+  }
+
+  #parse(buf: Buffer): void {
+    let off = 0;
+    for (;;) {
+      this.#parsing = true;
+      const n = this.framer.execute(buf, off);
+      this.#parsing = false;
+      if (n < 0) return this.#parseFailed(this.framer.error!);
+      off += n;
+      if (this.conn.destroyed || this.ended || this.#tunnel) return;
+      if (off >= buf.length) return;
+      if (this.exchange === undefined && !this.closing) {
+        // the exchange finished while we were parsing: the next request can start
+        this.#awaitingHead = true;
+        this.deadline.set(this.opts.headersTimeout, T_HEADERS);
+        continue;
+      }
+      this.#pending = buf.subarray(off);
+      this.socket.pause();
+      return;
+    }
+  }
+
+  onHead(head: RawHead): boolean {
+    this.#awaitingHead = false;
+    if (this.requests === 0) this.conn.clearTimer("handshake");
+    this.deadline.clear();
+    const facts = analyzeRequest(head);
+    this.requests++;
+    const max = this.opts.maxRequestsPerConnection;
+    if (!facts.keepAlive || (max > 0 && this.requests >= max)) this.closing = true;
+    const ex = new Exchange(this, head, facts);
+    this.exchange = ex;
+    ex.start();
+    return false;
+  }
+
+  onBody(chunk: Buffer): void {
+    this.exchange?.requestBody(chunk);
+  }
+
+  onTrailers(trailers: string[]): void {
+    this.exchange?.requestTrailers(trailers);
+  }
+
+  onComplete(): void {
+    this.framer.stop = true;
+    this.exchange?.requestEnd();
+  }
+
+  /** The exchange wrote its whole response (and read its whole request, unless `reuse` is false). */
+  exchangeDone(ex: Exchange, reuse: boolean): void {
+    if (this.exchange !== ex) return;
+    this.exchange = undefined;
+    if (this.conn.destroyed) return;
+    if (!reuse || this.closing || this.conn.draining) return this.closeGracefully();
+    if (this.#parsing) return; // #parse continues with the rest of its buffer
+    const pending = this.#pending;
+    this.#pending = undefined;
+    this.socket.resume();
+    if (pending !== undefined) {
+      this.#awaitingHead = true;
+      this.deadline.set(this.opts.headersTimeout, T_HEADERS);
+      return this.#parse(pending);
+    }
+    if (this.clientEnded) return this.closeGracefully();
+    this.deadline.set(this.opts.keepAliveTimeout, T_KEEPALIVE);
+  }
+
+  /** Ends our side after the last response; the client's close (or the linger timer) finishes. */
+  closeGracefully(): void {
+    if (this.ended || this.conn.destroyed) return;
+    this.ended = true;
+    this.closing = true;
+    this.deadline.dispose();
+    this.#pending = undefined;
+    const socket = this.socket;
+    socket.end();
+    socket.resume();
+    if (this.clientEnded) return;
+    this.conn.timer("linger", this.opts.lingerTimeout, () => this.conn.destroy("done"));
+  }
+
+  /** Writes a complete error response for a request that never reached an exchange, then closes. */
+  #reject(status: number, detail: string): void {
+    const id = `${this.conn.id}.${this.requests + 1}`;
+    this.runtime.proxy.logger.info("bad request", { id, status, error: detail });
+    if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, detail));
+    this.closeGracefully();
+  }
+
+  #parseFailed(err: HttpParseError): void {
+    const ex = this.exchange;
+    if (ex !== undefined) return ex.clientFailed(err);
+    this.#reject(err.status, err.message);
+  }
+
+  #onEnd(): void {
+    this.clientEnded = true;
+    if (this.ended || this.#tunnel) return;
+    const ex = this.exchange;
+    if (ex !== undefined) {
+      if (!ex.requestComplete) ex.clientFailed(undefined);
+      return; // answer the request, then close
+    }
+    if (this.#pending !== undefined) return; // pipelined requests are still queued
+    if (!this.framer.idle) return this.conn.destroy("client-closed");
+    this.closeGracefully();
+  }
+
+  #drain(): void {
+    if (this.#tunnel) return;
+    if (this.exchange === undefined && this.framer.idle && this.#pending === undefined) this.closeGracefully();
+    else this.closing = true;
+  }
+
+  #onDeadline(kind: number): void {
+    if (this.conn.destroyed) return;
+    if (kind === T_HEADERS) {
+      if (this.exchange !== undefined) return;
+      if (this.framer.idle && this.requests > 0) return this.closeGracefully();
+      return this.#reject(408, "request head not received in time");
+    }
+    if (kind === T_KEEPALIVE) {
+      if (this.exchange === undefined) this.closeGracefully();
+      return;
+    }
+    this.exchange?.onTimeout(kind);
+  }
+
+  /** Hands the client socket to a byte tunnel (after a 101). Returns bytes read ahead. */
+  detachForTunnel(): Buffer | undefined {
+    this.#tunnel = true;
+    this.exchange = undefined;
+    this.deadline.dispose();
+    const s = this.socket;
+    s.removeAllListeners("data");
+    s.removeAllListeners("end");
+    s.removeAllListeners("drain");
+    const pending = this.#pending;
+    this.#pending = undefined;
+    return pending;
+  }
+
+  pauseClient(): void {
+    if (!this.ended && !this.socket.isPaused()) this.socket.pause();
+  }
+
+  resumeClient(): void {
+    if (this.#pending === undefined && !this.#tunnel) this.socket.resume();
+  }
+
+  #destroyed(): void {
+    this.deadline.dispose();
+    const ex = this.exchange;
+    this.exchange = undefined;
+    ex?.abort();
+    this.runtime.connectionGone();
+  }
+}

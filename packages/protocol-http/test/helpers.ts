@@ -1,0 +1,144 @@
+import { once } from "node:events";
+import http from "node:http";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import type { ProxyPlugin, RouteConfig } from "@switchyard/core";
+import { HttpProtocol, type HttpListenerOptions } from "@switchyard/protocol-http";
+import { expectNoActiveConnections, startProxy, type StartedProxy } from "@switchyard/test-utils";
+
+export interface Backend {
+  server: http.Server;
+  port: number;
+  /** TCP connections accepted */
+  connections: number;
+  /** requests seen, in order */
+  requests: http.IncomingMessage[];
+  close(): Promise<void>;
+}
+
+export async function startBackend(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Backend> {
+  const server = http.createServer({ keepAliveTimeout: 10_000 }, (req, res) => {
+    b.requests.push(req);
+    handler(req, res);
+  });
+  const b: Backend = {
+    server,
+    port: 0,
+    connections: 0,
+    requests: [],
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  server.on("connection", (s: Socket) => {
+    b.connections++;
+    s.on("error", () => {});
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  b.port = (server.address() as AddressInfo).port;
+  return b;
+}
+
+export interface Env {
+  proxy: StartedProxy;
+  protocol: HttpProtocol;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A proxy with one "web" http listener and the given routes. */
+export async function startHttpProxy(
+  routes: RouteConfig[],
+  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[] } = {},
+): Promise<Env> {
+  const protocol = new HttpProtocol(options.defaults ?? {});
+  const listener = { name: "web", protocol: "http", port: 0, ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}) };
+  const proxy = await startProxy({ listeners: [listener], routes, plugins: [protocol, ...(options.plugins ?? [])] });
+  return {
+    proxy,
+    protocol,
+    port: proxy.port(),
+    async close() {
+      await proxy.proxy.close({ timeout: 2000 });
+      await expectNoActiveConnections(proxy.proxy);
+      protocol.close();
+    },
+  };
+}
+
+export interface SimpleResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: string;
+}
+
+/** One request with Node's http client (a fresh connection, closed after). */
+export function request(
+  port: number,
+  opts: { method?: string; path?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer; agent?: http.Agent } = {},
+): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, method: opts.method ?? "GET", path: opts.path ?? "/", headers: opts.headers, agent: opts.agent ?? false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+/** Sends raw bytes, reads until the proxy closes (or `timeoutMs`), returns what came back. */
+export function raw(port: number, data: string | Buffer | Array<string | Buffer>, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: "127.0.0.1" });
+    const chunks: Buffer[] = [];
+    s.on("error", () => {});
+    s.on("data", (c: Buffer) => chunks.push(c));
+    const t = setTimeout(() => s.destroy(), timeoutMs);
+    s.on("close", () => {
+      clearTimeout(t);
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    });
+    s.on("connect", () => {
+      for (const d of Array.isArray(data) ? data : [data]) s.write(d);
+    });
+  });
+}
+
+/** Opens a raw connection and returns it with a helper collecting everything received. */
+export async function rawSocket(port: number): Promise<{ socket: Socket; received(): string; waitFor(text: string | RegExp, ms?: number): Promise<string> }> {
+  const socket = connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  let buf = "";
+  socket.on("data", (c: Buffer) => (buf += c.toString("latin1")));
+  return {
+    socket,
+    received: () => buf,
+    waitFor(text, ms = 3000) {
+      return new Promise((resolve, reject) => {
+        const deadline = Date.now() + ms;
+        const check = () => {
+          if (typeof text === "string" ? buf.includes(text) : text.test(buf)) return resolve(buf);
+          if (Date.now() > deadline || socket.destroyed) return reject(new Error(`did not receive ${String(text)}; got ${JSON.stringify(buf)}`));
+          setTimeout(check, 5);
+        };
+        check();
+      });
+    },
+  };
+}
+
+export function statusOf(rawResponse: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(rawResponse);
+  return m ? +m[1]! : 0;
+}
