@@ -39,6 +39,7 @@ const ABSOLUTE = /^(https?):\/\/([^/?#]+)([^#]*)/i;
 
 /** Checks a parsed request head and extracts what routing and framing need. Throws HttpParseError. */
 export function analyzeRequest(head: RawHead): RequestFacts {
+  if (head.method === "CONNECT") throw new HttpParseError(405, "CONNECT is not supported");
   const h = head.headers;
   let host: string | undefined;
   let cl: string | undefined;
@@ -103,7 +104,6 @@ export function analyzeRequest(head: RawHead): RequestFacts {
     }
   }
   if (url.includes("/.") || (url.includes("%") && /\/%2e/i.test(url))) checkDotSegments(url);
-  if (head.method === "CONNECT") throw new HttpParseError(405, "CONNECT is not supported");
   const authority = hostOverride ?? host ?? "";
   return {
     method: head.method,
