@@ -16,6 +16,8 @@ export type ConnectionState =
   | "closed";
 
 let nextId = 0;
+/** one shared abort reason: building a DOMException with a stack per close is measurable */
+const CLOSED = new DOMException("connection closed", "AbortError");
 const idPrefix = process.pid.toString(36);
 
 /**
@@ -54,21 +56,13 @@ export class Connection {
     this.listener = listener;
     this.rawSocket = socket;
     this.socket = socket;
-    this.info = {
-      id: this.id,
-      listener: listener.name,
-      protocol: listener.protocol,
-      clientIp: normalizeAddress(socket.remoteAddress ?? ""),
-      clientPort: socket.remotePort ?? 0,
-      localPort: socket.localPort ?? 0,
-      tls: false,
-    };
+    this.info = new Info(this.id, listener, socket);
   }
 
   /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
   get signal(): AbortSignal {
     this.#abort ??= new AbortController();
-    if (this.state === "closed" && !this.#abort.signal.aborted) this.#abort.abort();
+    if (this.state === "closed" && !this.#abort.signal.aborted) this.#abort.abort(CLOSED);
     return this.#abort.signal;
   }
 
@@ -145,7 +139,7 @@ export class Connection {
       for (const t of this.#timers.values()) clearTimeout(t);
       this.#timers.clear();
     }
-    this.#abort?.abort();
+    this.#abort?.abort(CLOSED);
     const cleanups = this.#cleanups;
     this.#cleanups = [];
     for (const fn of cleanups) {
@@ -174,4 +168,32 @@ export class Connection {
 /** "::ffff:1.2.3.4" → "1.2.3.4"; other addresses as they are. */
 export function normalizeAddress(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+/** ConnectionInfo whose local port is read only when asked (it costs a getsockname call). */
+class Info implements ConnectionInfo {
+  readonly id: string;
+  readonly listener: string;
+  readonly protocol: string;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  tls = false;
+  servername: string | undefined = undefined;
+  identity?: Readonly<Record<string, unknown>>;
+  readonly #socket: Socket;
+  #localPort: number | undefined;
+  constructor(id: string, listener: Readonly<ListenerConfig>, socket: Socket) {
+    this.id = id;
+    this.listener = listener.name;
+    this.protocol = listener.protocol;
+    this.clientIp = normalizeAddress(socket.remoteAddress ?? "");
+    this.clientPort = socket.remotePort ?? 0;
+    this.#socket = socket;
+  }
+  get localPort(): number {
+    return (this.#localPort ??= this.#socket.localPort ?? 0);
+  }
+  toJSON(): Record<string, unknown> {
+    return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername };
+  }
 }

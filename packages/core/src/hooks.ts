@@ -142,6 +142,11 @@ export function buildHooks(): ProxyHooks {
   const hooks = createHooks();
   for (const [name, hook] of Object.entries(hooks)) {
     wrapTaps(name, hook as unknown as Parameters<typeof wrapTaps>[1]);
+    // tapable counts interceptors as use; ours only wraps taps, so only taps count
+    const h = hook as unknown as { taps: unknown[]; interceptors: unknown[]; isUsed(): boolean };
+    h.isUsed = function isUsed(this: typeof h) {
+      return this.taps.length > 0 || this.interceptors.length > 1;
+    };
   }
   return Object.freeze(hooks);
 }

@@ -315,6 +315,21 @@ export class Proxy {
   }
 
   /**
+   * The same answer as `resolve`, computed synchronously when only the route table answers
+   * `onResolve` (no resolver, no plugin taps): saves the promise hops on the accept path.
+   * Returns undefined when taps must run; use `resolve` then. Throws RouteNotFoundError.
+   */
+  tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined {
+    if (this.hooks.onResolve.taps.length !== 1) return undefined;
+    conn.setState("routing");
+    const match = this.#routes.match(key);
+    if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
+    if (conn.route === undefined) this.#stats.routed(match.route.name);
+    conn.route = match.route;
+    return match;
+  }
+
+  /**
    * Dials a target for a connection: connect timeout from its listener, aborted with the
    * connection, SSRF guard when the route is dynamic.
    */

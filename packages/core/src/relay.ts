@@ -24,7 +24,9 @@ export function relay(conn: Connection, upstream: Socket, options: RelayOptions)
   const onClose = () => {
     if (--open === 0) conn.destroy("done");
   };
-  // client errors are already handled by the proxy's accept-time handler
+  // client errors are already handled by the proxy's accept-time handler; the dialer's
+  // placeholder error listener is replaced by ours
+  upstream.removeAllListeners("error");
   upstream.on("error", (err) => conn.destroy("upstream-error", err));
   upstream.once("close", onClose);
   conn.onClientClose(onClose);

@@ -22,7 +22,7 @@ export class TcpProtocol implements ProtocolHandler {
     const take = earlyRead(conn.socket);
     let match;
     try {
-      match = await proxy.resolve(conn, key);
+      match = proxy.tryResolveSync(conn, key) ?? (await proxy.resolve(conn, key));
     } catch (err) {
       if (err instanceof ResolveError) {
         proxy.logger.info("no route", { id: conn.id, listener: conn.listener.name, error: err.message });
