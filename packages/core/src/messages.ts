@@ -83,6 +83,8 @@ export interface UpstreamResponse {
   /** 1 for the first attempt */
   readonly attempt: number;
   readonly target: Target | undefined;
+  /** the route the exchange belongs to (its options carry per-route retry settings) */
+  readonly route?: Route | undefined;
   /** the failure when no answer came; undefined for a real answer */
   readonly error: ProxyError | undefined;
   /** false once anything went downstream for this exchange: a retry is no longer possible */

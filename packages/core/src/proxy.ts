@@ -372,6 +372,7 @@ export class Proxy {
           protocol: conn.listener.protocol,
           attempt,
           target,
+          route,
           error,
           retryable: true,
           requestSent: false,
