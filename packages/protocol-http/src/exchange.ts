@@ -189,6 +189,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     if (o.maxBodySize > 0 && (f.contentLength > o.maxBodySize || this.bodyBytes > o.maxBodySize)) {
       return this.respondError(413, new HttpStatusError(413, "PRX_ERR_HTTP_BODY_TOO_LARGE", "request body too large"));
     }
+    if (!this.requestComplete) this.session.deadline.set(o.bodyTimeout, T_BODY);
     if (o.requestTimeout > 0) this.requestTimer = setTimeout(() => this.onTimeout(T_REQUEST), o.requestTimeout);
     const url = o.stripPrefix === false && o.rewrite === undefined ? f.url : rewriteUrl(f.url, m, o.stripPrefix, o.rewrite);
     if (f.expectContinue && o.expectContinue === "answer" && !this.requestComplete && !f.http10) {
@@ -293,6 +294,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     if (this.upstreamDone) return;
     if (this.facts.bodyKind === BODY_CHUNKED) this.ps!.socket.write(lastChunk(this.reqTrailers), "latin1");
     this.upstreamDone = true;
+    if (!this.resHeadSeen) this.session.deadline.set(this.ropts!.upstreamHeadersTimeout, T_UPSTREAM_HEADERS);
   }
 
   // ---- request body from the client ---------------------------------------------------------
@@ -329,9 +331,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     if (this.aborted) return;
     if (this.bodyStream !== undefined) this.bodyStream.push(null);
     else if (this.sent && this.ps !== undefined && !this.discardBody) this.finishUpstreamRequest();
-    if (!this.resHeadSeen && !this.downDone) {
-      this.session.deadline.set((this.ropts ?? this.session.opts).upstreamHeadersTimeout, T_UPSTREAM_HEADERS);
-    }
+    else if (!this.resHeadSeen) this.session.deadline.clear();
     this.maybeFinish();
   }
 
@@ -578,7 +578,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     const detail = status < 500 && err instanceof Error ? err.message : undefined;
     this.runtime.proxy.logger.info("request failed", { id: this.id, status, error: (err as Error)?.message ?? String(err) });
     const bodyPending = !this.requestComplete && this.facts.bodyKind !== BODY_NONE;
-    const close = bodyPending || !this.session.keepAlive;
+    const close = bodyPending || status === 413 || !this.session.keepAlive;
     if (bodyPending) {
       this.discardBody = true;
       this.session.closing = true;
