@@ -56,10 +56,12 @@ async function startBackends() {
 
 function banner(proxy: Proxy, http: boolean): string {
   const port = (name: string) => proxy.addresses().find((a) => a.name === name)?.port;
+  const tries: Array<[string, string]> = [[`nc ${HOST} ${port("tcp")}`, "type a line: the TCP echo backend answers it"]];
+  if (http) tries.push([`curl http://${HOST}:${port("http")}/`, "the HTTP hello backend, through the proxy"]);
+  const width = Math.max(...tries.map(([cmd]) => cmd.length)) + 2;
   const lines = ["", "Switchyard demo: a proxy in front of two in-process backends. Try:"];
-  lines.push(`  nc ${HOST} ${port("tcp")}                 # type a line: the TCP echo backend answers it`);
-  if (http) lines.push(`  curl http://${HOST}:${port("http")}/     # the HTTP hello backend, through the proxy`);
-  else lines.push("  (http is not available: install @switchyard/protocol-http for the HTTP route)");
+  for (const [cmd, what] of tries) lines.push(`  ${cmd.padEnd(width)}# ${what}`);
+  if (!http) lines.push("  (http is not available: install @switchyard/protocol-http for the HTTP route)");
   lines.push("Ctrl-C stops it. Run your own with: switchyard --config switchyard.yaml", "");
   return lines.join("\n");
 }

@@ -1,4 +1,6 @@
 import { expect } from "chai";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { cleanup, CLI_INDEX_URL, client, runCli, startBackend, startCli, tmpFile } from "./helpers.js";
 
@@ -283,6 +285,39 @@ describe("switchyard arguments", () => {
       const res = await runCli(args);
       expect(res.code, args.join(" ")).to.equal(2);
       expect(res.stderr).to.match(/^switchyard: /);
+    }
+  });
+});
+
+describe("an http listener from a config file", () => {
+  afterEach(cleanup);
+
+  it("proxies HTTP through @switchyard/protocol-http with a plugin loaded by package name", async () => {
+    const { createServer } = await import("node:http");
+    const backend = createServer((req, res) => res.end(`seen xff=${req.headers["x-forwarded-for"]} ${req.url}`));
+    backend.listen(0, "127.0.0.1");
+    await once(backend, "listening");
+    try {
+      const port = (backend.address() as AddressInfo).port;
+      const file = tmpFile(
+        "http.yaml",
+        `listeners: [{ name: web, protocol: http, host: 127.0.0.1, port: 0 }]
+routes: [{ name: app, listener: web, targets: ["http://127.0.0.1:${port}"] }]
+plugins: [{ use: "@switchyard/plugin-headers", options: { xForwarded: true } }]
+`,
+      );
+      const cli = startCli(["--config", file]);
+      const { web } = await cli.listening(1);
+      expect(cli.stdout()).to.match(/^listening web http 127\.0\.0\.1:\d+$/m);
+      const res = await fetch(`http://127.0.0.1:${web}/x?y=1`);
+      expect(res.status).to.equal(200);
+      expect(await res.text()).to.equal("seen xff=127.0.0.1 /x?y=1");
+      cli.process.kill("SIGTERM");
+      expect(await cli.exited).to.equal(0);
+      expect(cli.stdout()).to.match(/"msg":"connection\.close".*"route":"app"/);
+    } finally {
+      backend.closeAllConnections();
+      backend.close();
     }
   });
 });
