@@ -7,8 +7,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import {
-  Proxy,
-  silentLogger,
+  RouteTable,
   type ListenerConfig,
   type ListenerTls,
   type ProxyPlugin,
@@ -105,10 +104,10 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
 
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, i, baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
-  // the route table's own checks (targets, globs, CIDRs), on a proxy that never listens
+  // the route table's own checks (targets, globs, CIDRs)
   if (!structural) {
     try {
-      new Proxy({ listeners: [], routes, logger: silentLogger });
+      new RouteTable(routes);
     } catch (err) {
       problems.push(`routes: ${(err as Error).message}`);
     }

@@ -3,7 +3,7 @@
  * per listener, logs connection events as JSON lines, and handles signals
  * (SIGTERM/SIGINT: graceful close; SIGHUP: reload).
  */
-import { createJsonLogger, Proxy, type Logger, type Target } from "@switchyard/core";
+import { createJsonLogger, formatTarget, Proxy, type Logger } from "@switchyard/core";
 import type { Prepared } from "./prepare.js";
 import { Reloader } from "./reload.js";
 
@@ -28,11 +28,6 @@ export interface Running {
 const EXIT_OK = 0;
 const EXIT_RUNTIME = 1;
 const EXIT_CONFIG = 2;
-
-function formatTarget(t: Target): string {
-  const host = t.host.includes(":") ? `[${t.host}]` : t.host;
-  return t.scheme !== undefined ? `${t.scheme}://${host}:${t.port}` : `${host}:${t.port}`;
-}
 
 function hostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;

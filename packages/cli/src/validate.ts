@@ -4,7 +4,7 @@
  * (protocol packages, plugin modules, certificate files) are checked by `prepare` afterwards.
  */
 import { isIP } from "node:net";
-import * as core from "@switchyard/core";
+import { parseTarget, type ProxyPlugin, type TargetInput } from "@switchyard/core";
 import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
 import { PROTOCOLS } from "./protocols.js";
 
@@ -215,51 +215,14 @@ function checkTargets(c: Checker, p: string, targets: unknown): void {
   });
 }
 
-type ParseTarget = (input: unknown) => unknown;
-const coreParseTarget = (core as unknown as { parseTarget?: ParseTarget }).parseTarget;
-
-/** Returns what is wrong with a target, or undefined. Uses core's `parseTarget` when it exists. */
+/** Returns what is wrong with a target (core's `parseTarget` message), or undefined. */
 export function checkTarget(t: unknown): string | undefined {
-  if (coreParseTarget) {
-    try {
-      coreParseTarget(t);
-      return undefined;
-    } catch (err) {
-      return (err as Error).message;
-    }
-  }
-  return fallbackCheckTarget(t);
-}
-
-function fallbackCheckTarget(t: unknown): string | undefined {
-  const shown = JSON.stringify(t);
-  if (isObject(t)) {
-    if (typeof t.host !== "string" || t.host === "") return `invalid target ${shown}: host must be a non-empty string`;
-    const port = t.port;
-    if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
-      return `invalid target ${shown}: port must be an integer 0-65535`;
-    }
+  try {
+    parseTarget(t as TargetInput);
     return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
-  if (typeof t !== "string" || t.trim() === "") return `invalid target ${shown}: expected "host:port", a URL or { host, port }`;
-  if (t.includes("://")) {
-    let url: URL;
-    try {
-      url = new URL(t);
-    } catch {
-      return `invalid target ${shown}: not a valid URL`;
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return `invalid target ${shown}: unsupported scheme "${url.protocol}" (use http, https or host:port)`;
-    }
-    if (url.pathname !== "/" || url.search || url.hash) return `invalid target ${shown}: a target URL may not have a path, query or fragment`;
-    return undefined;
-  }
-  const m = /^(?:\[([^\]]+)\]|([^:\s/[\]]+)):(\d{1,5})$/.exec(t.trim());
-  if (!m) return `invalid target ${shown}: expected "host:port", "[ipv6]:port" or a URL`;
-  if (m[1] !== undefined && isIP(m[1]) !== 6) return `invalid target ${shown}: bad IPv6 address`;
-  if (Number(m[3]) > 65535) return `invalid target ${shown}: port must be an integer 0-65535`;
-  return undefined;
 }
 
 function checkCidr(text: string): string | undefined {
@@ -288,6 +251,6 @@ function checkPlugins(c: Checker, value: unknown): PluginEntry[] {
 }
 
 /** A plugin object given directly (ES module configs): `{ name, apply }`. */
-export function isPluginInstance(v: unknown): v is core.ProxyPlugin {
+export function isPluginInstance(v: unknown): v is ProxyPlugin {
   return isObject(v) && typeof v.apply === "function" && typeof v.name === "string";
 }
