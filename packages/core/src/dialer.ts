@@ -12,6 +12,11 @@ export interface DialOptions {
   timeoutMs: number;
   /** aborts the dial (client went away) */
   signal?: AbortSignal | undefined;
+  /**
+   * Called with the socket as soon as it exists, so an owner can destroy it (which fails the
+   * dial) without an AbortSignal; the connection uses this, as signals cost per connection.
+   */
+  onSocket?: ((socket: Socket) => void) | undefined;
   /** apply the SSRF guard (targets from a dynamic resolver); `allow` lists permitted ranges */
   guard?: { allow?: IpMatcher | undefined } | false | undefined;
 }
@@ -55,6 +60,7 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
     } else {
       socket = netConnect(base);
     }
+    options.onSocket?.(socket);
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err?: Error) => {
@@ -63,6 +69,7 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
       if (timer) clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
       socket.removeListener("error", onError);
+      socket.removeListener("close", onClose);
       if (err) {
         socket.destroy();
         reject(err);
@@ -80,7 +87,9 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
       );
     };
     const onAbort = () => finish(new UpstreamConnectError("dial aborted"));
+    const onClose = () => finish(new UpstreamConnectError("dial aborted: socket closed while connecting"));
     socket.on("error", onError);
+    socket.once("close", onClose);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.timeoutMs > 0) {
       timer = setTimeout(

@@ -335,7 +335,15 @@ export class Proxy {
    */
   dial(conn: Connection, target: Target, dynamic: boolean): Promise<Socket> {
     const guard = dynamic && !this.#ssrfDisabled ? { allow: this.#ssrfAllow } : false;
-    return dial(target, { timeoutMs: this.timeoutsFor(conn).connect, signal: conn.signal, guard });
+    return dial(target, {
+      timeoutMs: this.timeoutsFor(conn).connect,
+      guard,
+      // the connection owns the socket from the start: destroying the connection ends the dial
+      onSocket: (socket) => {
+        if (conn.destroyed) socket.destroy();
+        else conn.upstream = socket;
+      },
+    });
   }
 
   /**
