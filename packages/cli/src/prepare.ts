@@ -105,11 +105,22 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, i, baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
   // the route table's own checks (targets, globs, CIDRs)
+  // the route table's own checks (targets, globs, CIDRs): per route for a precise path, then as a whole
   if (!structural) {
-    try {
-      new RouteTable(routes);
-    } catch (err) {
-      problems.push(`routes: ${(err as Error).message}`);
+    const before = problems.length;
+    routes.forEach((r, i) => {
+      try {
+        new RouteTable([{ name: `route-${i}`, ...r }]);
+      } catch (err) {
+        problems.push(`routes[${i}]: ${(err as Error).message}`);
+      }
+    });
+    if (problems.length === before) {
+      try {
+        new RouteTable(routes);
+      } catch (err) {
+        problems.push(`routes: ${(err as Error).message}`);
+      }
     }
   }
   if (problems.length > 0) return { ok: false, problems: problems.sort(byPath) };
