@@ -3,7 +3,7 @@ import type { RouteConfig } from "@switchyard/core";
 import { HttpProtocol } from "@switchyard/protocol-http";
 import { HeadersPlugin, type HeadersOptions } from "@switchyard/plugin-headers";
 import { expectNoActiveConnections, startProxy, type StartedProxy } from "@switchyard/test-utils";
-import { header, headerNames, rawRequest, reply, startRawBackend, type RawBackend } from "./raw-http.js";
+import { header, headerNames, rawRequest, reply, startRawBackend, type RawBackend } from "@switchyard/test-utils";
 
 describe("HeadersPlugin through a real proxy", () => {
   let backend: RawBackend | undefined;

@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { HttpProtocol } from "@switchyard/protocol-http";
 import { RetryPlugin, type RetryEvent, type RetryOptions } from "@switchyard/plugin-retry";
 import { closedPort, connectTo, expectNoActiveConnections, sleep, startProxy, waitFor, type StartedProxy } from "@switchyard/test-utils";
-import { rawRequest, reply, startRawBackend, type RawBackend, type RawHandler } from "./raw-http.js";
+import { rawRequest, reply, startRawBackend, type RawBackend, type RawHandler } from "@switchyard/test-utils";
 
 describe("RetryPlugin through a real HTTP proxy", () => {
   const backends: RawBackend[] = [];

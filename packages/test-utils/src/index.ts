@@ -13,3 +13,15 @@ export { waitFor, sleep, staysTrue } from "./wait.js";
 export { expectNoActiveConnections, resourceBaseline, leakedResources, expectNoLeakedResources } from "./leaks.js";
 export { startBlackhole, type Blackhole } from "./blackhole.js";
 export { startProxy, type StartedProxy } from "./proxy.js";
+export {
+  startRawBackend,
+  rawRequest,
+  reply,
+  parseHead,
+  header,
+  headerNames,
+  type RawRequest,
+  type RawBackend,
+  type RawHandler,
+  type RawResponse,
+} from "./raw-http.js";

@@ -1,3 +1,5 @@
+// Raw HTTP on the wire for tests: a backend that records requests exactly as they arrived,
+// and a client that sends hand-written bytes (for malformed and smuggling cases).
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 
