@@ -1,4 +1,4 @@
-import type { LoadBalancing, ProxyPlugin, RouteMatch, TargetInput, Timeouts } from "@switchyard/core";
+import type { ListenerConfig, ProxyPlugin, RouteConfig, Timeouts } from "@switchyard/core";
 
 /** Listener protocols the command knows; see `PROTOCOLS` for the package providing each. */
 export type ProtocolName = "tcp" | "http" | "postgres" | "mysql" | "smtp";
@@ -18,29 +18,11 @@ export interface TlsEntry {
   rejectUnauthorized?: boolean;
 }
 
-export interface ListenerEntry {
-  name: string;
-  protocol: ProtocolName;
-  /** default "0.0.0.0" */
-  host?: string;
-  /** 0 picks a free port (printed on start) */
-  port: number;
-  tls?: TlsEntry;
-  timeouts?: Partial<Timeouts>;
-  maxConnections?: number;
-  options?: Record<string, unknown>;
-}
+/** A listener as written in a config file: core's ListenerConfig with TLS material as files. */
+export type ListenerEntry = Omit<ListenerConfig, "protocol" | "tls"> & { protocol: ProtocolName; tls?: TlsEntry };
 
-export interface RouteEntry {
-  name?: string;
-  /** listener name(s); all listeners when absent */
-  listener?: string | string[];
-  match?: RouteMatch;
-  targets: TargetInput[];
-  lb?: LoadBalancing;
-  priority?: number;
-  options?: Record<string, unknown>;
-}
+/** A route as written in a config file: exactly core's RouteConfig. */
+export type RouteEntry = RouteConfig;
 
 /** `{ use, options }` (any config format) or, in an ES module config, a plugin instance. */
 export type PluginEntry = { use: string; options?: unknown } | ProxyPlugin;
