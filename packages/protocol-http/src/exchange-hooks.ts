@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type ProxyError, type RouteMatchResult } from "@switchyard/core";
 import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
-import { BODY_NONE, serializeRequestHead, toFlat, toPairs, type ResponseFacts } from "./head.js";
+import { authorityOf, BODY_NONE, serializeRequestHead, toFlat, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -53,19 +53,21 @@ function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessag
   if (out.response !== undefined) return ex.respondDirect(out.response);
   ex.method = out.method;
   const f = ex.facts;
+  const target = out.target ?? ex.route!.balancer.pick();
+  ex.target = target;
   ex.headStr = serializeRequestHead(out.method, out.url, toFlat(out.headers), {
     bodyKind: f.bodyKind,
     upgrade: f.upgrade,
     hostOverride: undefined,
     connectionTokens: f.connectionTokens,
     dropExpect: ex.answered100,
+    fallbackHost: target !== undefined ? authorityOf(target) : undefined,
   });
   const buffered = msg.bufferedBody;
   if (buffered !== undefined) {
     ex.buffered = buffered;
     ex.bodyStream = undefined;
   }
-  ex.target = out.target ?? ex.route!.balancer.pick();
   ex.connect();
 }
 

@@ -24,6 +24,7 @@ import { errorResponse, HttpParseError, HttpStatusError, statusForError } from "
 import { runErrorHook, runRequestHook, runResponseHook } from "./exchange-hooks.js";
 import {
   analyzeResponse,
+  authorityOf,
   BODY_CHUNKED,
   BODY_CLOSE,
   BODY_LENGTH,
@@ -197,14 +198,16 @@ export class Exchange implements PoolWaiter, SocketOwner {
       this.session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
     }
     if (this.runtime.proxy.hooks.onRequest.isUsed()) return runRequestHook(this, m, url);
+    const target = route.balancer.pick();
+    this.target = target;
     this.headStr = serializeRequestHead(f.method, url, this.head.headers, {
       bodyKind: f.bodyKind,
       upgrade: f.upgrade,
       hostOverride: f.hostOverride,
       connectionTokens: f.connectionTokens,
       dropExpect: this.answered100,
+      fallbackHost: f.http10 && target !== undefined ? authorityOf(target) : undefined,
     });
-    this.target = route.balancer.pick();
     this.connect();
   }
 

@@ -167,7 +167,15 @@ export function serializeRequestHead(
   method: string,
   url: string,
   headers: string[],
-  f: { bodyKind: BodyKind; upgrade: boolean; hostOverride: string | undefined; connectionTokens: string[] | undefined; dropExpect: boolean },
+  f: {
+    bodyKind: BodyKind;
+    upgrade: boolean;
+    hostOverride: string | undefined;
+    connectionTokens: string[] | undefined;
+    dropExpect: boolean;
+    /** Host to add when the request has none (HTTP/1.0 clients) */
+    fallbackHost: string | undefined;
+  },
 ): string {
   let s = method + " " + url + " HTTP/1.1\r\n";
   const tokens = f.connectionTokens;
@@ -182,10 +190,17 @@ export function serializeRequestHead(
     if (f.dropExpect && name.length === 6 && name.toLowerCase() === "expect") continue;
     s += name + ": " + headers[i + 1]! + "\r\n";
   }
-  if (f.hostOverride !== undefined && !hasHost(headers)) s += "Host: " + f.hostOverride + "\r\n";
+  const missing = f.hostOverride ?? f.fallbackHost;
+  if (missing !== undefined && !hasHost(headers)) s += "Host: " + missing + "\r\n";
   if (f.bodyKind === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
   if (f.upgrade) s += "Connection: upgrade\r\n";
   return s + "\r\n";
+}
+
+/** "host:port" of a target, for a Host header (port omitted when it is the scheme's default). */
+export function authorityOf(t: { host: string; port: number; tls?: unknown }): string {
+  const host = t.host.includes(":") ? `[${t.host}]` : t.host;
+  return (t.tls ? t.port === 443 : t.port === 80) ? host : `${host}:${t.port}`;
 }
 
 function hasHost(headers: string[]): boolean {

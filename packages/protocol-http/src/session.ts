@@ -190,13 +190,10 @@ export class Session implements FramerHandler {
   #onEnd(): void {
     this.clientEnded = true;
     if (this.ended || this.#tunnel) return;
-    const ex = this.exchange;
-    if (ex !== undefined) {
-      if (!ex.requestComplete) ex.clientFailed(undefined);
-      return; // answer the request, then close
+    // like nginx: a client FIN while a request is in flight (or half-read) is an abort
+    if (this.exchange !== undefined || this.#pending !== undefined || !this.framer.idle) {
+      return this.conn.destroy("client-closed");
     }
-    if (this.#pending !== undefined) return; // pipelined requests are still queued
-    if (!this.framer.idle) return this.conn.destroy("client-closed");
     this.closeGracefully();
   }
 

@@ -115,14 +115,18 @@ export function raw(port: number, data: string | Buffer | Array<string | Buffer>
 }
 
 /** Opens a raw connection and returns it with a helper collecting everything received. */
-export async function rawSocket(port: number): Promise<{ socket: Socket; received(): string; waitFor(text: string | RegExp, ms?: number): Promise<string> }> {
+export async function rawSocket(
+  port: number,
+): Promise<{ socket: Socket; closed: Promise<void>; received(): string; waitFor(text: string | RegExp, ms?: number): Promise<string> }> {
   const socket = connect({ port, host: "127.0.0.1" });
   socket.on("error", () => {});
+  const closed = new Promise<void>((r) => socket.once("close", () => r()));
   await once(socket, "connect");
   let buf = "";
   socket.on("data", (c: Buffer) => (buf += c.toString("latin1")));
   return {
     socket,
+    closed,
     received: () => buf,
     waitFor(text, ms = 3000) {
       return new Promise((resolve, reject) => {

@@ -92,7 +92,7 @@ describe("timeouts", () => {
     const s = await rawSocket(env.port);
     s.socket.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     await s.waitFor("\r\n\r\nx");
-    await new Promise((r) => s.socket.once("close", r));
+    await s.closed;
     expect(s.received().match(/HTTP\/1\.1/g)!.length).to.equal(1);
   });
 
