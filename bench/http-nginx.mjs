@@ -1,0 +1,89 @@
+// nginx with one worker as a reverse proxy with an upstream keep-alive pool, for the HTTP bench.
+// Installs the Debian package when missing (apt-get). Everything lives in a temp dir.
+import { execSync, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { join } from "node:path";
+
+function have(cmd) {
+  try {
+    execSync(`command -v ${cmd}`, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs wrk and nginx with apt-get if they are missing; returns what is available. */
+export function ensureTools() {
+  const missing = ["wrk", "nginx"].filter((c) => !have(c) && !existsSync(`/usr/sbin/${c}`));
+  if (missing.length > 0 && have("apt-get")) {
+    try {
+      console.error(`installing ${missing.join(", ")} with apt-get…`);
+      execSync(`apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(" ")}`, { stdio: "ignore", timeout: 180_000 });
+    } catch (err) {
+      console.error(`apt-get failed: ${err.message}`);
+    }
+  }
+  return { wrk: have("wrk"), nginx: have("nginx") || existsSync("/usr/sbin/nginx") };
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startNginx(backendPort) {
+  const dir = mkdtempSync(join(os.tmpdir(), "sy-nginx-"));
+  const port = await freePort();
+  const conf = `
+worker_processes 1;
+master_process off;
+daemon off;
+${process.getuid?.() === 0 ? "user root;" : ""}
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}`;
+  writeFileSync(join(dir, "nginx.conf"), conf);
+  const bin = have("nginx") ? "nginx" : "/usr/sbin/nginx";
+  const child = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), r(true)));
+      s.once("error", () => r(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,125 @@
+// HTTP reverse proxying: req/s, p50 and p99 with wrk -t1 -c64 (autocannon when wrk is missing),
+// 12-byte and 64 KiB responses, against the backend directly, Switchyard (HttpProtocol only),
+// Switchyard with plugin-headers + plugin-retry, node-http-proxy (keep-alive agent),
+// @fastify/http-proxy and nginx (1 worker). Every proxy, the backend and the load generator are
+// separate processes on 127.0.0.1. Env: BENCH_HTTP_SECONDS (8), BENCH_HTTP_CONNS (64).
+import { execFileSync } from "node:child_process";
+import { startServer, table, writeResult, met } from "./lib/proc.mjs";
+import { ensureTools, startNginx } from "./http-nginx.mjs";
+
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 8);
+const CONNS = Number(process.env.BENCH_HTTP_CONNS ?? 64);
+const out = [];
+const log = (s = "") => {
+  console.log(s);
+  out.push(s);
+};
+const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+
+const tools = ensureTools();
+
+function parseMs(s) {
+  const m = /([\d.]+)(us|ms|s)/.exec(s);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+}
+
+function runWrk(url, seconds) {
+  const text = execFileSync("wrk", ["-t1", `-c${CONNS}`, `-d${seconds}s`, "--latency", url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const p50 = parseMs(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const p99 = parseMs(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? "0";
+  const sock = /Socket errors: (.*)/.exec(text)?.[1];
+  return { rps, p50, p99, errors: Number(errors), sock };
+}
+
+function runAutocannon(url, seconds) {
+  const bin = new URL("../node_modules/.bin/autocannon", import.meta.url).pathname;
+  const text = execFileSync(bin, ["-j", "-c", String(CONNS), "-d", String(seconds), url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const j = JSON.parse(text);
+  return { rps: j.requests.average, p50: j.latency.p50, p99: j.latency.p99, errors: j.non2xx, sock: undefined };
+}
+
+const measure = tools.wrk ? runWrk : runAutocannon;
+const tool = tools.wrk ? `wrk -t1 -c${CONNS} -d${SECONDS}s` : `autocannon -c ${CONNS} -d ${SECONDS}`;
+
+const backend = await startServer("../http-backend.mjs");
+const servers = { direct: { port: backend.port, stop: async () => {} } };
+const notes = [];
+async function tryStart(name, fn) {
+  try {
+    servers[name] = await fn();
+  } catch (err) {
+    notes.push(`${name}: skipped (${err.message.split("\n")[0]})`);
+  }
+}
+const proxyProc = (kind) => async () => {
+  const h = await startServer("../http-proxy.mjs", [kind, String(backend.port)]);
+  return { port: h.port, stop: () => h.stop() };
+};
+await tryStart("switchyard", proxyProc("switchyard"));
+await tryStart("switchyard+plugins", proxyProc("switchyard-plugins"));
+await tryStart("node-http-proxy", proxyProc("node-http-proxy"));
+await tryStart("fastify-http-proxy", proxyProc("fastify"));
+if (tools.nginx) await tryStart("nginx", () => startNginx(backend.port));
+else notes.push("nginx: skipped (not installed and apt-get unavailable)");
+
+const results = {};
+try {
+  for (const [size, path] of [["12 B", "/"], ["64 KiB", "/big"]]) {
+    for (const [name, s] of Object.entries(servers)) {
+      const url = `http://127.0.0.1:${s.port}${path}`;
+      measure(url, 1); // warm-up (JIT, pools)
+      const r = measure(url, SECONDS);
+      (results[size] ??= {})[name] = r;
+      console.error(`  ${size} ${name}: ${fmt(r.rps)} req/s p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms${r.errors ? ` non-2xx ${r.errors}` : ""}${r.sock ? ` socket errors: ${r.sock}` : ""}`);
+    }
+  }
+} finally {
+  for (const s of Object.values(servers)) await s.stop();
+  await backend.stop();
+}
+
+log("## HTTP (L7 reverse proxying)");
+log();
+log(`\`${tool}\` per row (after a 1 s warm-up), one keep-alive backend (node:http, Content-Length responses).`);
+log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64.");
+log("Switchyard is `new Proxy({ listeners: [{ protocol: \"http\" }], plugins: [new HttpProtocol()] })` (bench/http-proxy.mjs); \"+plugins\" adds HeadersPlugin and RetryPlugin with default options.");
+log();
+for (const [size, rows] of Object.entries(results)) {
+  const base = rows["switchyard"]?.rps;
+  const nhp = rows["node-http-proxy"]?.rps;
+  const ngx = rows["nginx"];
+  log(`### ${size} responses`);
+  log();
+  log(
+    table(
+      ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "Switchyard ×"],
+      Object.entries(rows).map(([name, r]) => [
+        name,
+        fmt(r.rps),
+        fmt(r.p50, 2),
+        fmt(r.p99, 2),
+        fmt(r.rps / rows.direct.rps, 2),
+        name === "switchyard" || !base ? "" : fmt(base / r.rps, 2),
+      ]),
+    ),
+  );
+  log();
+  if (base) {
+    const checks = [];
+    if (nhp) checks.push(`Switchyard / node-http-proxy = **${fmt(base / nhp, 2)}** (≥ 3: ${met(base / nhp >= 3)})`);
+    if (ngx) {
+      checks.push(`Switchyard / nginx = **${fmt(base / ngx.rps, 2)}** (≥ 0.8: ${met(base / ngx.rps >= 0.8)})`);
+      checks.push(`p99 Switchyard / nginx = **${fmt(rows.switchyard.p99 / ngx.p99, 2)}** (≤ 1.5: ${met(rows.switchyard.p99 / ngx.p99 <= 1.5)})`);
+    }
+    const pl = rows["switchyard+plugins"]?.rps;
+    if (pl) checks.push(`with plugin-headers + plugin-retry = **${fmt(pl / base, 2)}** of bare (≥ 0.9: ${met(pl / base >= 0.9)})`);
+    for (const c of checks) log(`- ${c}`);
+    log();
+  }
+}
+for (const n of notes) log(`- ${n}`);
+writeResult("http", out.join("\n"));
