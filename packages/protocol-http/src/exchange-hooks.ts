@@ -79,8 +79,9 @@ function canRetry(ex: Exchange, requestSent: boolean): boolean {
 }
 
 export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): void {
-  const body = rf.bodyKind === BODY_NONE ? null : new Readable({ highWaterMark: 64 * 1024, read: () => ex.onClientDrain() });
-  ex.resStream = body;
+  ex.hooked = true;
+  const hasBody = rf.bodyKind !== BODY_NONE;
+  if (hasBody) ex.resHold = [];
   const res = new HttpResponse({
     attempt: ex.attempt,
     target: ex.target,
@@ -91,19 +92,31 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     statusMessage: h.statusMessage,
     httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
     headers: toPairs(h.headers),
-    body,
+    body: hasBody ? () => openResponseStream(ex) : null,
   });
   const attempt = ex.attempt;
   ex.runtime.proxy.hooks.onUpstreamResponse.promise(res, ex.msg).then(
-    (out) => afterResponseHook(ex, attempt, out as HttpUpstreamResponse, rf, body),
+    (out) => afterResponseHook(ex, attempt, out as HttpUpstreamResponse, rf),
     (err: unknown) => {
       if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(err, 502);
     },
   );
 }
 
-function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamResponse, rf: ResponseFacts, body: Readable | null): void {
+/** A tap read `res.body`: from now on the body flows through a Readable. */
+function openResponseStream(ex: Exchange): Readable {
+  const body = new Readable({ highWaterMark: 64 * 1024, read: () => ex.onClientDrain() });
+  for (const c of ex.resHold ?? []) body.push(c);
+  ex.resHold = undefined;
+  ex.resHoldBytes = 0;
+  if (ex.upDone) body.push(null);
+  ex.resStream = body;
+  return body;
+}
+
+function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamResponse, rf: ResponseFacts): void {
   if (ex.aborted || ex.finished || ex.attempt !== attempt) return;
+  const body = ex.resStream;
   if (out.retry !== undefined && canRetry(ex, true)) {
     body?.destroy();
     if (!ex.upDone) ex.dropUpstream();
@@ -111,9 +124,19 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
   }
   ex.writeResponseHead(out.status ?? 502, out.statusMessage, toFlat(out.headers), rf, "");
-  if (body === null) {
-    ex.endDown();
-    return ex.maybeFinish();
+  if (body === undefined) {
+    // nobody opened the body: send what was held, then go direct
+    const held = ex.resHold;
+    ex.resHold = undefined;
+    ex.resHoldBytes = 0;
+    ex.hooked = false;
+    if (held !== undefined) for (const c of held) ex.writeDown(c);
+    if (ex.upDone || rf.bodyKind === BODY_NONE) {
+      ex.endDown();
+      return ex.maybeFinish();
+    }
+    ex.onClientDrain();
+    return;
   }
   body.on("data", (c: Buffer) => {
     if (!ex.writeDown(c)) body.pause();

@@ -118,7 +118,12 @@ export class Exchange implements PoolWaiter, SocketOwner {
   upDone = false;
   downDone = false;
   upstreamPaused = false;
-  resStream: Readable | null | undefined;
+  /** the response goes through onUpstreamResponse taps (they decide when it goes down) */
+  hooked = false;
+  /** body chunks held while taps run, unless a tap opened `body` (then resStream) */
+  resHold: Buffer[] | undefined;
+  resHoldBytes = 0;
+  resStream: Readable | undefined;
   upgrading = false;
   aborted = false;
   finished = false;
@@ -431,9 +436,16 @@ export class Exchange implements PoolWaiter, SocketOwner {
 
   onResponseBody(chunk: Buffer): void {
     this.session.deadline.set(this.ropts!.bodyTimeout, T_BODY);
+    const hold = this.resHold;
+    if (hold !== undefined) {
+      hold.push(chunk);
+      this.resHoldBytes += chunk.length;
+      if (this.resHoldBytes > QUEUE_HIGH_WATER) this.pauseUpstream();
+      return;
+    }
     const rs = this.resStream;
     if (rs !== undefined) {
-      if (rs !== null && !rs.push(chunk)) this.pauseUpstream();
+      if (!rs.push(chunk)) this.pauseUpstream();
       return;
     }
     if (!this.writeDown(chunk)) this.pauseUpstream();
@@ -472,7 +484,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     if (this.upgrading) return;
     this.upDone = true;
     this.up!.framer.stop = true;
-    if (this.resStream !== undefined) {
+    if (this.hooked) {
       this.resStream?.push(null);
       return;
     }
@@ -615,6 +627,9 @@ export class Exchange implements PoolWaiter, SocketOwner {
     this.resHead = undefined;
     this.resTrailers = undefined;
     this.resStream = undefined;
+    this.resHold = undefined;
+    this.resHoldBytes = 0;
+    this.hooked = false;
     this.upDone = false;
     this.sent = false;
     this.upstreamDone = false;

@@ -130,7 +130,8 @@ export interface ResponseInit {
   statusMessage: string | undefined;
   httpVersion: "1.0" | "1.1" | undefined;
   headers: HeaderPairs;
-  body: Readable | null;
+  /** null when the response has no body; otherwise opened on first access */
+  body: (() => Readable) | null;
 }
 
 export class HttpResponse implements HttpUpstreamResponse {
@@ -145,7 +146,8 @@ export class HttpResponse implements HttpUpstreamResponse {
   statusMessage: string | undefined;
   httpVersion: "1.0" | "1.1" | undefined;
   headers: HeaderPairs;
-  readonly body: Readable | null;
+  readonly #open: (() => Readable) | null;
+  #body: Readable | null | undefined;
 
   constructor(init: ResponseInit) {
     this.attempt = init.attempt;
@@ -157,6 +159,12 @@ export class HttpResponse implements HttpUpstreamResponse {
     this.statusMessage = init.statusMessage;
     this.httpVersion = init.httpVersion;
     this.headers = init.headers;
-    this.body = init.body;
+    this.#open = init.body;
+  }
+
+  /** the body stream, created on first access (taps that never read it cost no stream) */
+  get body(): Readable | null {
+    if (this.#body === undefined) this.#body = this.#open === null ? null : this.#open();
+    return this.#body;
   }
 }

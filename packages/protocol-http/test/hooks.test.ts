@@ -97,6 +97,7 @@ describe("hooks", () => {
         plugin("res", (proxy) =>
           proxy.hooks.onUpstreamResponse.tap("res", (res) => {
             if (isHttpResponse(res) && res.status === 200) {
+              expect(res.body).to.not.equal(null); // opening the stream: the body flows through it
               res.status = 203;
               setHeader(res.headers, "X-Up", "changed");
             }
