@@ -10,14 +10,11 @@ import { errorResponse, type HttpParseError } from "./errors-response.js";
 import { Exchange } from "./exchange.js";
 import { analyzeRequest } from "./head.js";
 import { Deadline } from "./internal/deadline.js";
+import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
 import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
 import type { ResolvedListenerOptions } from "./options.js";
 import type { ProtocolRuntime } from "./runtime.js";
 
-export const T_HEADERS = 1;
-export const T_KEEPALIVE = 2;
-export const T_BODY = 3;
-export const T_UPSTREAM_HEADERS = 4;
 
 export class Session implements FramerHandler {
   readonly conn: Connection;

@@ -1,0 +1,88 @@
+/**
+ * Failures and direct answers of an exchange: error responses with the request id (or an
+ * aborted client connection once a head went down), tap answers, timeouts and limits.
+ */
+import { PluginError, UpstreamTimeoutError, type DirectResponse } from "@switchyard/core";
+import { errorResponse, HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
+import { runErrorHook } from "./exchange-hooks.js";
+import type { Exchange } from "./exchange.js";
+import { BODY_LENGTH, BODY_NONE, toFlat } from "./head.js";
+import { T_BODY, T_REQUEST, T_UPSTREAM_HEADERS } from "./internal/phases.js";
+
+export function upstreamFailed(ex: Exchange, err: Error, requestSent: boolean): void {
+  if (ex.aborted || ex.finished) return;
+  ex.dropUpstream();
+  const proxy = ex.runtime.proxy;
+  if (ex.target !== undefined && proxy.events.listenerCount("upstreamError") > 0) {
+    proxy.events.emit("upstreamError", { connection: ex.conn.info, target: ex.target, error: err as HttpStatusError });
+  }
+  if (proxy.hooks.onUpstreamResponse.isUsed() && !(err instanceof PluginError)) return runErrorHook(ex, err, requestSent);
+  if (ex.headWritten) return ex.conn.destroy("upstream-error", err);
+  ex.respondError(statusForError(err), err);
+}
+
+export function hookFailed(ex: Exchange, err: unknown, status: number): void {
+  const proxy = ex.runtime.proxy;
+  if (err instanceof PluginError) {
+    proxy.logger.error("plugin failed", { id: ex.id, hook: err.hook, plugin: err.plugin, error: err.message });
+    proxy.events.emit("pluginError", err);
+  } else proxy.logger.error("hook failed", { id: ex.id, error: (err as Error)?.message ?? String(err) });
+  if (ex.headWritten) return ex.conn.destroy("plugin-error", err);
+  ex.respondError(status, err);
+}
+
+/** Answers with a short plain-text error; aborts the client connection if a head went down. */
+export function respondError(ex: Exchange, status: number, err: unknown): void {
+  if (ex.aborted || ex.finished) return;
+  ex.dropUpstream();
+  if (ex.headWritten) return ex.conn.destroy("upstream-error", err);
+  const detail = status < 500 && err instanceof Error ? err.message : undefined;
+  ex.runtime.proxy.logger.info("request failed", { id: ex.id, status, error: (err as Error)?.message ?? String(err) });
+  const bodyPending = !ex.requestComplete && ex.facts.bodyKind !== BODY_NONE;
+  const close = bodyPending || status === 413 || !ex.session.keepAlive;
+  if (bodyPending) {
+    ex.discardBody = true;
+    ex.session.closing = true;
+  }
+  ex.bodyStream?.resume();
+  ex.headWritten = true;
+  ex.downStarted = true;
+  ex.closeAfter = close;
+  ex.session.socket.write(errorResponse(status, ex.id, close, detail));
+  ex.downDone = true;
+  ex.maybeFinish();
+}
+
+/** A tap answered directly. */
+export function respondDirect(ex: Exchange, r: DirectResponse): void {
+  const body = r.body === undefined ? Buffer.alloc(0) : typeof r.body === "string" ? Buffer.from(r.body) : r.body;
+  const headers = toFlat(r.headers ?? []).filter((_, i, a) => i % 2 === 1 ? !/^content-length$/i.test(a[i - 1]!) : !/^content-length$/i.test(a[i]!));
+  ex.discardBody = true;
+  ex.bodyStream?.resume();
+  ex.writeResponseHead(r.status, undefined, headers, { bodyKind: BODY_LENGTH, contentLength: body.length, reusable: false, connectionTokens: undefined }, `Content-Length: ${body.length}\r\n`);
+  if (ex.method !== "HEAD" && body.length > 0) ex.session.socket.write(body);
+  ex.downDone = true;
+  ex.maybeFinish();
+}
+
+export function tooLarge(ex: Exchange): void {
+  if (ex.headWritten) return ex.conn.destroy("protocol-error");
+  ex.respondError(413, new HttpStatusError(413, "PRX_ERR_HTTP_BODY_TOO_LARGE", "request body too large"));
+}
+
+/** The client sent a bad body, or closed before the request was complete. */
+export function clientFailed(ex: Exchange, err: HttpParseError | undefined): void {
+  if (err === undefined || ex.headWritten) return ex.conn.destroy(err ? "protocol-error" : "client-closed", err);
+  ex.respondError(err.status, err);
+}
+
+export function onTimeout(ex: Exchange, kind: number): void {
+  if (ex.aborted || ex.finished) return;
+  if (kind === T_UPSTREAM_HEADERS) {
+    if (ex.resHeadSeen) return;
+    return ex.upstreamFailed(new UpstreamTimeoutError("headers", "upstream response head timed out"), true);
+  }
+  if (ex.headWritten) return ex.conn.destroy("idle-timeout");
+  if (kind === T_BODY && !ex.requestComplete) return ex.respondError(408, new HttpStatusError(408, "PRX_ERR_HTTP_BODY_TIMEOUT", "request body timed out"));
+  ex.upstreamFailed(new UpstreamTimeoutError(kind === T_REQUEST ? "request" : "body"), true);
+}
