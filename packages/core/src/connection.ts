@@ -44,8 +44,11 @@ export class Connection {
   readonly proxy: Proxy;
   // created on first use: an idle proxied connection should cost as little memory as possible
   #abort: AbortController | undefined;
+  // the balancer slot this connection holds (least-connections bookkeeping), released on destroy
+  #leaseRoute: Route | undefined;
+  #leaseTarget: Target | undefined;
   #timers: Map<string, NodeJS.Timeout> | undefined;
-  #cleanups: Array<(reason: CloseReason) => void> = [];
+  #cleanups: Array<(reason: CloseReason) => void> | undefined;
   #drainHandler: (() => void) | undefined;
   #clientCloseHandler: (() => void) | undefined;
   #closeReason: CloseReason | undefined;
@@ -95,13 +98,28 @@ export class Connection {
     if (t !== undefined) {
       clearTimeout(t);
       this.#timers!.delete(name);
+      if (this.#timers!.size === 0) this.#timers = undefined;
     }
+  }
+
+  /** Takes a balancer slot for `target` of `route`, released once when the connection ends. */
+  lease(route: Route, target: Target): void {
+    this.#releaseLease();
+    route.balancer.acquire(target);
+    this.#leaseRoute = route;
+    this.#leaseTarget = target;
+  }
+
+  #releaseLease(): void {
+    if (this.#leaseRoute && this.#leaseTarget) this.#leaseRoute.balancer.release(this.#leaseTarget);
+    this.#leaseRoute = undefined;
+    this.#leaseTarget = undefined;
   }
 
   /** Registers cleanup to run once, on destroy. Runs at once if already destroyed. */
   onDestroy(fn: (reason: CloseReason) => void): void {
     if (this.destroyed) fn(this.#closeReason ?? "done");
-    else this.#cleanups.push(fn);
+    else (this.#cleanups ??= []).push(fn);
   }
 
   /** How the protocol wants to be told the proxy is draining (keep-alive sessions close). */
@@ -140,8 +158,9 @@ export class Connection {
       this.#timers.clear();
     }
     this.#abort?.abort(CLOSED);
-    const cleanups = this.#cleanups;
-    this.#cleanups = [];
+    this.#releaseLease();
+    const cleanups = this.#cleanups ?? [];
+    this.#cleanups = undefined;
     for (const fn of cleanups) {
       try {
         fn(reason);

@@ -241,7 +241,8 @@ export class Proxy {
   #accept(l: ListenerRuntime, socket: Socket): void {
     const conn = new Connection(this, l.config, socket);
     socket.on("error", (err) => conn.destroy("client-error", err));
-    socket.once("close", () => conn.clientClosed());
+    // "close" fires once; `on` avoids the bound wrapper `once` allocates per socket
+    socket.on("close", () => conn.clientClosed());
     this.#connections.add(conn);
     this.#stats.opened(l.config.name);
     l.active++;
@@ -368,8 +369,7 @@ export class Proxy {
           socket.destroy();
           throw new UpstreamConnectError("client went away during connect");
         }
-        route.balancer.acquire(target);
-        conn.onDestroy(() => route.balancer.release(target));
+        conn.lease(route, target);
         return { socket, target };
       } catch (err) {
         if (conn.destroyed) throw err;

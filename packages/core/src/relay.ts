@@ -28,7 +28,7 @@ export function relay(conn: Connection, upstream: Socket, options: RelayOptions)
   // placeholder error listener is replaced by ours
   upstream.removeAllListeners("error");
   upstream.on("error", (err) => conn.destroy("upstream-error", err));
-  upstream.once("close", onClose);
+  upstream.on("close", onClose); // fires once; `on` saves the wrapper `once` allocates
   conn.onClientClose(onClose);
   if (options.idleMs > 0) {
     client.setTimeout(options.idleMs, () => conn.destroy("idle-timeout"));
