@@ -3,10 +3,10 @@ import {
   getHeaders,
   isHttpRequest,
   isHttpResponse,
-  removeHeader,
   setHeader,
   Stage,
   type HttpRequestMessage,
+  type HeaderPairs,
   type HttpUpstreamResponse,
   type Proxy,
   type ProxyPlugin,
@@ -88,14 +88,19 @@ export class HeadersPlugin implements ProxyPlugin {
     const clientIp = req.connection.clientIp;
     const trusted = o.trusted?.matches(clientIp) ?? false;
     if (o.xForwarded) {
-      setHeader(h, "X-Forwarded-For", forwardedFor(getHeaders(h, "x-forwarded-for"), clientIp, trusted));
-      if (!trusted || getHeader(h, "x-forwarded-proto") === undefined) setHeader(h, "X-Forwarded-Proto", req.scheme);
-      if (!trusted || getHeader(h, "x-forwarded-host") === undefined) {
-        if (originalHost !== undefined) setHeader(h, "X-Forwarded-Host", originalHost);
-        else removeHeader(h, "x-forwarded-host");
-      }
-      if (!trusted || getHeader(h, "x-forwarded-port") === undefined) {
-        setHeader(h, "X-Forwarded-Port", String(req.connection.localPort));
+      const xff = forwardedFor(trusted ? getHeaders(h, "x-forwarded-for") : NONE, clientIp, trusted);
+      // one pass for the four fields (setHeader semantics: first position kept, repeats dropped)
+      const edits: FieldEdit[] = [
+        { lower: "x-forwarded-for", name: "X-Forwarded-For", value: xff, seen: false },
+        { lower: "x-forwarded-proto", name: "X-Forwarded-Proto", value: trusted ? KEEP : req.scheme, seen: false },
+        { lower: "x-forwarded-host", name: "X-Forwarded-Host", value: trusted ? KEEP : originalHost, seen: false },
+        { lower: "x-forwarded-port", name: "X-Forwarded-Port", value: trusted ? KEEP : String(req.connection.localPort), seen: false },
+      ];
+      setFields(h, edits);
+      if (trusted) {
+        if (!edits[1]!.seen) h.push(["X-Forwarded-Proto", req.scheme]);
+        if (!edits[2]!.seen && originalHost !== undefined) h.push(["X-Forwarded-Host", originalHost]);
+        if (!edits[3]!.seen) h.push(["X-Forwarded-Port", String(req.connection.localPort)]);
       }
     }
     if (o.forwarded) {
@@ -127,6 +132,52 @@ export class HeadersPlugin implements ProxyPlugin {
       applyRules(res.headers, this.#routeOptions(route)?.response);
     }
   }
+}
+
+const NONE: readonly string[] = [];
+/** a FieldEdit value that keeps the field as it is (trusted peer) */
+const KEEP = "\0keep";
+
+interface FieldEdit {
+  readonly lower: string;
+  readonly name: string;
+  /** new value; undefined removes the field; KEEP leaves it */
+  readonly value: string | undefined;
+  seen: boolean;
+}
+
+/**
+ * `setHeader`/`removeHeader` for several fields in one pass over the list: the first
+ * occurrence takes the new value in place, later ones are dropped, absent fields are appended.
+ */
+function setFields(h: HeaderPairs, edits: FieldEdit[]): void {
+  let w = 0;
+  for (let r = 0; r < h.length; r++) {
+    const pair = h[r]!;
+    const name = pair[0];
+    let edit: FieldEdit | undefined;
+    if (name.length >= 15 && name.length <= 17 && (name.charCodeAt(0) | 32) === 120 /* x */) {
+      const lower = name.toLowerCase();
+      for (const e of edits) if (e.lower === lower) edit = e;
+    }
+    if (edit === undefined) {
+      h[w++] = pair;
+      continue;
+    }
+    if (edit.value === KEEP) {
+      edit.seen = true;
+      h[w++] = pair;
+      continue;
+    }
+    if (edit.seen || edit.value === undefined) {
+      edit.seen = true;
+      continue;
+    }
+    edit.seen = true;
+    h[w++] = [name, edit.value];
+  }
+  h.length = w;
+  for (const e of edits) if (!e.seen && e.value !== undefined && e.value !== KEEP) h.push([e.name, e.value]);
 }
 
 /**

@@ -40,27 +40,45 @@ export function hopByHopNames(headers: HeaderPairs): Set<string> {
   return names;
 }
 
+/** Connection tokens (lower-cased, protected names left out), or undefined when there are none. */
+function connectionTokens(headers: HeaderPairs): Set<string> | undefined {
+  let out: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const pair = headers[i]!;
+    if (pair[0].length !== 10 || pair[0].toLowerCase() !== "connection") continue;
+    for (const raw of pair[1].split(",")) {
+      const token = raw.trim().toLowerCase();
+      if (token && !PROTECTED.has(token) && !HOP_BY_HOP.has(token)) (out ??= new Set()).add(token);
+    }
+  }
+  return out;
+}
+
 /**
  * Removes hop-by-hop fields in place and returns the names removed (lower-cased, in order of
  * first appearance). With `tunnel`, the `Upgrade` field is kept and `Connection: upgrade` is
  * written back so the next hop sees a valid upgrade request or 101 response.
+ * One pass, no copy of the hop-by-hop set: it runs on every message.
  */
 export function stripHopByHop(headers: HeaderPairs, options: StripOptions = {}): string[] {
-  const names = hopByHopNames(headers);
-  const tunnel = options.tunnel === true && getHeaders(headers, "upgrade").length > 0;
-  if (tunnel) names.delete("upgrade");
-  const removed: string[] = [];
+  const extra = connectionTokens(headers);
+  let tunnel = false;
+  if (options.tunnel === true) {
+    for (let i = 0; i < headers.length && !tunnel; i++) tunnel = headers[i]![0].length === 7 && headers[i]![0].toLowerCase() === "upgrade";
+  }
+  let removed: string[] | undefined;
   let w = 0;
   for (let r = 0; r < headers.length; r++) {
     const pair = headers[r]!;
     const lower = pair[0].toLowerCase();
-    if (names.has(lower)) {
-      if (!removed.includes(lower)) removed.push(lower);
+    if ((HOP_BY_HOP.has(lower) && !(tunnel && lower === "upgrade")) || (extra !== undefined && extra.has(lower))) {
+      if (removed === undefined) removed = [lower];
+      else if (!removed.includes(lower)) removed.push(lower);
       continue;
     }
     headers[w++] = pair;
   }
   headers.length = w;
   if (tunnel) headers.push(["Connection", "upgrade"]);
-  return removed;
+  return removed ?? [];
 }

@@ -71,8 +71,10 @@ export class RetryPlugin implements ProxyPlugin {
 
   apply(proxy: Proxy): void {
     const hooks = hooksFor(proxy);
-    proxy.hooks.onRequest.tapPromise({ name: PLUGIN_NAME, stage: Stage.DECIDE }, async (req) => {
-      await this.#prepare(req);
+    // a sync tap: with sync taps only, the protocol runs onRequest without a promise. A body
+    // to buffer is started here and awaited by the protocol before the request goes upstream.
+    proxy.hooks.onRequest.tap({ name: PLUGIN_NAME, stage: Stage.DECIDE }, (req) => {
+      this.#prepare(req);
       return req;
     });
     proxy.hooks.onUpstreamResponse.tap({ name: PLUGIN_NAME, stage: Stage.DECIDE }, (res, req) => {
@@ -91,8 +93,11 @@ export class RetryPlugin implements ProxyPlugin {
     return p;
   }
 
-  /** Decides replayability and buffers a small body of an idempotent request. */
-  async #prepare(req: ProxyRequest): Promise<void> {
+  /**
+   * Decides replayability and starts buffering a small body of an idempotent request
+   * (`bufferBody` without waiting: the HTTP protocol waits for a buffering in progress).
+   */
+  #prepare(req: ProxyRequest): void {
     if (req.response !== undefined || !isHttpRequest(req)) return;
     const policy = this.#policy(req.route);
     const idempotent = IDEMPOTENT_METHODS.has(req.method.toUpperCase()) || req.route?.options?.idempotent === true;
@@ -100,7 +105,7 @@ export class RetryPlugin implements ProxyPlugin {
     req.meta[PLUGIN_NAME] = meta;
     if (!idempotent || policy.retries === 0 || req.replayable || req.body === null) return;
     if (req.bodyLength !== undefined && req.bodyLength > policy.bufferLimit) return;
-    await req.bufferBody(policy.bufferLimit);
+    void req.bufferBody(policy.bufferLimit);
   }
 
   #decide(res: UpstreamResponse, req: ProxyRequest | undefined, hooks: RetryHooks): void {

@@ -40,12 +40,18 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
     scheme: ex.conn.info.tls ? "https" : "http",
   });
   ex.msg = msg;
-  ex.runtime.proxy.hooks.onRequest.promise(msg).then(
-    (out) => afterRequestHook(ex, msg, out as HttpRequestMessage),
-    (err: unknown) => {
+  // callAsync, not promise(): when every tap is sync (the usual case) tapable calls back in
+  // this same tick, so the hooked request goes upstream exactly like the untapped one
+  ex.runtime.proxy.hooks.onRequest.callAsync(msg, (err: unknown, out?: unknown) => {
+    if (err !== null && err !== undefined) {
       if (!ex.aborted) ex.hookFailed(err, 500);
-    },
-  );
+      return;
+    }
+    const pending = msg.pendingBuffer;
+    if (pending === undefined) return afterRequestHook(ex, msg, out as HttpRequestMessage);
+    // a tap started bufferBody() without waiting for it: the body is buffered before sending
+    pending.then(() => afterRequestHook(ex, msg, out as HttpRequestMessage));
+  });
 }
 
 function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessage): void {
@@ -95,12 +101,33 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     body: hasBody ? () => openResponseStream(ex) : null,
   });
   const attempt = ex.attempt;
-  ex.runtime.proxy.hooks.onUpstreamResponse.promise(res, ex.msg).then(
-    (out) => afterResponseHook(ex, attempt, out as HttpUpstreamResponse, rf),
-    (err: unknown) => {
-      if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(err, 502);
-    },
-  );
+  // callAsync: with sync taps only, the answer is decided inside the framer's onHead, so the
+  // head and the body slices that follow go down in the same corked write as without taps
+  let inline = true;
+  ex.runtime.proxy.hooks.onUpstreamResponse.callAsync(res, ex.msg, (err: unknown, o?: unknown) => {
+    const out = o as HttpUpstreamResponse;
+    if (inline && ((err !== null && err !== undefined) || out.retry !== undefined)) {
+      // failures and retries drop or reset the upstream framer: never while it is executing
+      queueMicrotask(() => responseHookDone(ex, attempt, err, out, rf));
+      return;
+    }
+    responseHookDone(ex, attempt, err, out, rf);
+  });
+  inline = false;
+}
+
+function responseHookDone(ex: Exchange, attempt: number, err: unknown, out: HttpUpstreamResponse, rf: ResponseFacts): void {
+  if (err !== null && err !== undefined) {
+    if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(err, 502);
+    return;
+  }
+  const client = ex.session.socket;
+  client.cork();
+  try {
+    afterResponseHook(ex, attempt, out, rf);
+  } finally {
+    client.uncork();
+  }
 }
 
 /** A tap read `res.body`: from now on the body flows through a Readable. */

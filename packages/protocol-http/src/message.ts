@@ -71,6 +71,11 @@ export class HttpRequest implements HttpRequestMessage {
     return this.#buffered;
   }
 
+  /** a `bufferBody` still in progress (a tap started it without waiting); undefined otherwise */
+  get pendingBuffer(): Promise<boolean> | undefined {
+    return this.#buffered === undefined ? this.#buffering : undefined;
+  }
+
   bufferBody(maxBytes: number): Promise<boolean> {
     const body = this.body;
     if (body === null || this.#buffered !== undefined) return Promise.resolve(true);
