@@ -114,6 +114,8 @@ export class HeadersPlugin implements ProxyPlugin {
     if (rewrite !== false) {
       const value = typeof rewrite === "string" ? rewrite : hostForTarget(req);
       if (value !== undefined) setHeader(h, "Host", value);
+      // a retry on another target gets that target's Host (protocol-http's per-attempt callback)
+      if (rewrite === true && "onRetarget" in req) (req as RetargetableRequest).onRetarget = retargetHost;
     }
 
     applyRules(h, o.request);
@@ -135,6 +137,16 @@ export class HeadersPlugin implements ProxyPlugin {
 }
 
 const NONE: readonly string[] = [];
+
+/** protocol-http's HttpRequest: `onRetarget` runs when a retry moves the request to another target. */
+interface RetargetableRequest {
+  onRetarget: ((target: Target, headers: HeaderPairs) => void) | undefined;
+}
+
+/** `rewriteHost: true` for the target of a retry (one shared function, no per-request closure). */
+function retargetHost(target: Target, headers: HeaderPairs): void {
+  setHeader(headers, "Host", formatHostHeader(target.host, target.port, targetScheme(target)));
+}
 /** a FieldEdit value that keeps the field as it is (trusted peer) */
 const KEEP = "\0keep";
 

@@ -90,6 +90,39 @@ describe("HeadersPlugin through a real proxy", () => {
     expect(header(seen, "x-forwarded-host")).to.equal("public.example");
   });
 
+  it("rewriteHost with two targets: Host names the target of each attempt, also when a retry moves on", async () => {
+    backend = await startRawBackend((_req, socket) => reply(socket, 503, [], "busy"));
+    const other = await startRawBackend((_req, socket) => reply(socket, 200, [], "ok"));
+    try {
+      const retryOnce = {
+        name: "retry-once",
+        apply(proxy: import("@switchyard/core").Proxy) {
+          proxy.hooks.onUpstreamResponse.tap("retry-once", (res) => {
+            if (res.attempt === 1 && res.retryable && (res as { status?: number }).status === 503) res.retry = { delayMs: 0, reason: "test" };
+            return res;
+          });
+        },
+      };
+      started = await startProxy({
+        listeners: [{ name: "web", protocol: "http", port: 0 }],
+        routes: [{ name: "r", listener: "web", targets: [`127.0.0.1:${backend.port}`, `127.0.0.1:${other.port}`] }],
+        plugins: [new HttpProtocol(), new HeadersPlugin({ rewriteHost: true }), retryOnce],
+      });
+      const port = started.port();
+      // round robin: the first request starts on `backend` (503), is retried on `other`
+      const res = await rawRequest(port, "GET / HTTP/1.1\r\nHost: public.example\r\n\r\n");
+      expect(res.status).to.equal(200);
+      expect(header(backend.requests[0]!.headers, "host")).to.equal(`127.0.0.1:${backend.port}`);
+      expect(header(other.requests[0]!.headers, "host")).to.equal(`127.0.0.1:${other.port}`);
+      expect(header(other.requests[0]!.headers, "x-forwarded-host")).to.equal("public.example");
+      // the second request starts on `other` directly: Host is its target's, not a guess
+      await rawRequest(port, "GET / HTTP/1.1\r\nHost: public.example\r\n\r\n");
+      expect(header(other.requests[1]!.headers, "host")).to.equal(`127.0.0.1:${other.port}`);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("applies set/append/remove rules from the route in both directions", async () => {
     const port = await setup({}, { options: { headers: { request: { remove: ["cookie"], set: { "X-Env": "test" }, append: { "X-Tag": ["a", "b"] } }, response: { remove: ["server"], set: { "X-Served-By": "r" } } } } }, [["Server", "nginx"]]);
     const res = await rawRequest(port, "GET / HTTP/1.1\r\nHost: a\r\nCookie: s=1\r\n\r\n");

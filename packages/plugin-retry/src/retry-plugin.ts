@@ -174,7 +174,10 @@ function routeOf(res: UpstreamResponse, req: ProxyRequest | undefined): Route | 
   return req?.route ?? (res as UpstreamResponse & { route?: Route }).route;
 }
 
-/** Whether the failed attempt ran on a reused keep-alive socket (as reported by the protocol). */
+/**
+ * Whether the failed attempt ran on a reused keep-alive socket: protocol-http sets
+ * `reusedSocket` on every HttpUpstreamResponse (answers and errors); an error may carry it too.
+ */
 function reusedSocket(res: UpstreamResponse): boolean {
   const r = res as UpstreamResponse & { reusedSocket?: unknown };
   if (r.reusedSocket === true) return true;

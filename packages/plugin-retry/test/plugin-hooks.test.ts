@@ -114,6 +114,17 @@ describe("RetryPlugin on onUpstreamResponse", () => {
     expect(res.retry).to.deep.equal({ delayMs: 5, reason: "5xx: status 503", otherTarget: true });
   });
 
+  it("retries a reset at once when the response says it ran on a reused pooled socket (reusedSocket)", async () => {
+    const { proxy } = setup();
+    const stale = Object.assign(response({ error: new UpstreamResetError("gone") }), { reusedSocket: true });
+    const r1 = await run(proxy, fakeRequest("GET", null), stale);
+    expect(r1.retry?.delayMs).to.equal(0);
+    expect(r1.retry?.reason).to.match(/stale pooled connection/);
+    const fresh = Object.assign(response({ error: new UpstreamResetError("gone") }), { reusedSocket: false });
+    const r2 = await run(proxy, fakeRequest("GET", null), fresh);
+    expect(r2.retry?.delayMs).to.equal(5);
+  });
+
   it("uses Retry-After on a 503", async () => {
     const { proxy } = setup();
     const res = await run(proxy, fakeRequest("GET", null), response({ status: 503, headers: [["Retry-After", "1"]] }));

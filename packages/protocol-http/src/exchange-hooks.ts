@@ -26,8 +26,10 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
   }
   const headers = toPairs(ex.head.headers);
   if (f.hostOverride !== undefined) setHeader(headers, "Host", f.hostOverride);
+  // the target is picked before the taps run, so they see (and may replace) the real one
   const msg = new HttpRequest({
     connection: ex.conn.info,
+    target: m.route.balancer.pick(),
     id: ex.id,
     route: m.route,
     method: f.method,
@@ -58,10 +60,22 @@ function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessag
   if (ex.aborted || ex.finished) return;
   if (out.response !== undefined) return ex.respondDirect(out.response);
   ex.method = out.method;
+  ex.reqOut = out;
+  ex.target = out.target;
+  ex.headStr = serializeHooked(ex, out);
+  const buffered = msg.bufferedBody;
+  if (buffered !== undefined) {
+    ex.buffered = buffered;
+    ex.bodyStream = undefined;
+  }
+  ex.connect();
+}
+
+/** The request head from what the `onRequest` taps left, for the exchange's current target. */
+function serializeHooked(ex: Exchange, out: HttpRequestMessage): string {
   const f = ex.facts;
-  const target = out.target ?? ex.route!.balancer.pick();
-  ex.target = target;
-  ex.headStr = serializeRequestHead(out.method, out.url, toFlat(out.headers), {
+  const target = ex.target;
+  return serializeRequestHead(out.method, out.url, toFlat(out.headers), {
     bodyKind: f.bodyKind,
     upgrade: f.upgrade,
     hostOverride: undefined,
@@ -69,12 +83,20 @@ function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessag
     dropExpect: ex.answered100,
     fallbackHost: target !== undefined ? authorityOf(target) : undefined,
   });
-  const buffered = msg.bufferedBody;
-  if (buffered !== undefined) {
-    ex.buffered = buffered;
-    ex.bodyStream = undefined;
-  }
-  ex.connect();
+}
+
+/**
+ * A retry moved a tapped request to another target: tell the message (`target`, and its
+ * `onRetarget` callback, which may edit headers such as Host) and write the head again.
+ */
+export function retargetHooked(ex: Exchange): void {
+  const out = ex.reqOut;
+  if (out === undefined || ex.target === undefined || out.target === ex.target) return;
+  out.target = ex.target;
+  const cb = (out as Partial<HttpRequest>).onRetarget;
+  if (cb === undefined) return;
+  cb(ex.target, out.headers);
+  ex.headStr = serializeHooked(ex, out);
 }
 
 /** Can the exchange still be sent again? */
@@ -94,6 +116,7 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     error: undefined,
     retryable: canRetry(ex, true),
     requestSent: true,
+    reusedSocket: ex.reused,
     status: h.statusCode,
     statusMessage: h.statusMessage,
     httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
@@ -185,6 +208,7 @@ export function runErrorHook(ex: Exchange, err: Error, requestSent: boolean): vo
     error: err as ProxyError,
     retryable: canRetry(ex, requestSent),
     requestSent,
+    reusedSocket: ex.reused,
     status: undefined,
     statusMessage: undefined,
     httpVersion: undefined,

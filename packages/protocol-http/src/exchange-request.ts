@@ -6,7 +6,7 @@
 import type { Readable } from "node:stream";
 import type { RouteMatchResult } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
-import { runRequestHook } from "./exchange-hooks.js";
+import { retargetHooked, runRequestHook } from "./exchange-hooks.js";
 import type { Exchange } from "./exchange.js";
 import { authorityOf, BODY_CHUNKED, serializeRequestHead } from "./head.js";
 import { T_BODY, T_REQUEST } from "./internal/phases.js";
@@ -96,9 +96,22 @@ export function retry(ex: Exchange, delayMs: number, otherTarget: boolean): void
   ex.sent = false;
   ex.upstreamDone = false;
   ex.upgrading = false;
+  ex.reused = false;
+  // the previous attempt's phase (upstream headers, response body) is over: no stale deadline
+  // may fire during the backoff or the new connect (which has its own timeout). The upstream
+  // headers deadline is armed again, from the route's options, once this attempt is sent.
+  if (ex.requestComplete) ex.session.deadline.clear();
+  else ex.session.deadline.set(ex.ropts!.bodyTimeout, T_BODY);
   if (otherTarget && ex.target !== undefined && ex.route !== undefined) {
     (ex.tried ??= new Set()).add(ex.target);
     ex.target = ex.route.balancer.pick(ex.tried) ?? ex.route.balancer.pick();
+    if (ex.reqOut !== undefined) {
+      try {
+        retargetHooked(ex);
+      } catch (err) {
+        return ex.hookFailed(err, 502);
+      }
+    }
   }
   if (delayMs > 0) {
     ex.retryTimer = setTimeout(() => {

@@ -9,9 +9,9 @@ import type { Readable } from "node:stream";
 import {
   dial,
   PluginError,
-  RouteNotFoundError,
   type Connection,
   type DirectResponse,
+  type HttpRequestMessage,
   type Route,
   type RouteKey,
   type RouteMatchResult,
@@ -90,6 +90,8 @@ export class Exchange implements PoolWaiter, SocketOwner {
   bodyStream: Readable | undefined;
   buffered: Buffer | undefined;
   msg: HttpRequest | undefined;
+  /** what the onRequest taps returned (the head is rebuilt from it when a retry changes target) */
+  reqOut: HttpRequestMessage | undefined;
   answered100 = false;
   // response side
   resHeadSeen = false;
@@ -150,14 +152,19 @@ export class Exchange implements PoolWaiter, SocketOwner {
       method: f.method,
     };
     if (conn.info.servername !== undefined) key.sni = conn.info.servername;
-    const m = this.runtime.resolveSync(conn, key);
-    if (m === null) {
-      this.runtime.proxy.resolve(conn, key).then(
-        (r) => this.routed(r),
-        (err: unknown) => this.routeFailed(err),
-      );
-    } else if (m === undefined) this.routeFailed(new RouteNotFoundError(`no route for ${f.host}${f.routePath}`));
-    else this.routed(m);
+    const proxy = this.runtime.proxy;
+    let m: RouteMatchResult | undefined;
+    try {
+      // synchronous when only the route table answers onResolve (core counts route stats)
+      m = proxy.tryResolveSync(conn, key);
+    } catch (err) {
+      return this.routeFailed(err);
+    }
+    if (m !== undefined) return this.routed(m);
+    proxy.resolve(conn, key).then(
+      (r) => this.routed(r),
+      (err: unknown) => this.routeFailed(err),
+    );
   }
 
   routeFailed(err: unknown): void {
@@ -186,6 +193,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
       return this.respondError(503, new HttpStatusError(503, "PRX_ERR_HTTP_NO_TARGET", "route has no available target"));
     }
     this.conn.target = target;
+    this.reused = false;
     const pool = this.runtime.pools.get(target, this.ropts!.pool);
     let ps: PooledSocket | undefined;
     try {

@@ -17,6 +17,7 @@ import type {
 
 export interface RequestInit {
   connection: ConnectionInfo;
+  target: Target | undefined;
   id: string;
   route: Route;
   method: string;
@@ -37,6 +38,12 @@ export class HttpRequest implements HttpRequestMessage {
   target: Target | undefined = undefined;
   response: DirectResponse | undefined = undefined;
   readonly meta: Record<string, unknown> = {};
+  /**
+   * Per-attempt callback: when a retry sends this request to another target, it is called with
+   * the new target and the request's headers (edit them in place) before the head is written
+   * again. plugin-headers sets it for `rewriteHost: true`. Set it from an `onRequest` tap.
+   */
+  onRetarget: ((target: Target, headers: HeaderPairs) => void) | undefined = undefined;
   method: string;
   url: string;
   readonly httpVersion: "1.0" | "1.1";
@@ -52,6 +59,7 @@ export class HttpRequest implements HttpRequestMessage {
     this.connection = init.connection;
     this.id = init.id;
     this.route = init.route;
+    this.target = init.target;
     this.method = init.method;
     this.url = init.url;
     this.httpVersion = init.httpVersion;
@@ -131,6 +139,7 @@ export interface ResponseInit {
   error: ProxyError | undefined;
   retryable: boolean;
   requestSent: boolean;
+  reusedSocket: boolean;
   status: number | undefined;
   statusMessage: string | undefined;
   httpVersion: "1.0" | "1.1" | undefined;
@@ -146,6 +155,11 @@ export class HttpResponse implements HttpUpstreamResponse {
   readonly error: ProxyError | undefined;
   readonly retryable: boolean;
   readonly requestSent: boolean;
+  /**
+   * the attempt ran on a pooled keep-alive socket that had served requests before (a reset on
+   * it is most likely a stale connection); false for a fresh connection or a failed connect
+   */
+  readonly reusedSocket: boolean;
   retry: RetryRequest | undefined = undefined;
   status: number | undefined;
   statusMessage: string | undefined;
@@ -160,6 +174,7 @@ export class HttpResponse implements HttpUpstreamResponse {
     this.error = init.error;
     this.retryable = init.retryable;
     this.requestSent = init.requestSent;
+    this.reusedSocket = init.reusedSocket;
     this.status = init.status;
     this.statusMessage = init.statusMessage;
     this.httpVersion = init.httpVersion;
