@@ -133,7 +133,8 @@ export function routed(ex: Exchange, m: RouteMatchResult): void {
   }
   if (!ex.requestComplete) ex.session.deadline.set(o.bodyTimeout, T_BODY);
   if (o.requestTimeout > 0) ex.requestTimer = setTimeout(() => ex.onTimeout(T_REQUEST), o.requestTimeout);
-  const url = o.stripPrefix === false && o.rewrite === undefined ? f.url : rewriteUrl(f.url, m, o.stripPrefix, o.rewrite);
+  // the original request-target goes upstream; a rewrite starts from the normalised routing path
+  const url = o.stripPrefix === false && o.rewrite === undefined ? f.url : rewriteUrl(f.url === "*" ? f.url : f.routePath, m, o.stripPrefix, o.rewrite);
   if (f.expectContinue && o.expectContinue === "answer" && !ex.requestComplete && !f.http10) {
     ex.answered100 = true;
     ex.session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");

@@ -18,7 +18,7 @@ export interface RequestFacts {
   method: string;
   /** origin-form target forwarded upstream ("/p?q", or "*") */
   url: string;
-  /** the path used for routing ("/p?q"; "/" for "*") */
+  /** the path used for routing ("/p?q"; "/" for "*"; dot segments resolved) */
   routePath: string;
   /** lower-cased host without port, for routing */
   host: string;
@@ -103,12 +103,13 @@ export function analyzeRequest(head: RawHead): RequestFacts {
       if (url.charCodeAt(0) !== 47) url = "/" + url;
     }
   }
-  if (url.includes("/.") || (url.includes("%") && /\/%2e/i.test(url))) checkDotSegments(url);
+  let routePath = url === "*" ? "/" : url;
+  if (url.includes("/.") || (url.includes("%") && /\/%2e/i.test(url))) routePath = normalizeDotSegments(url);
   const authority = hostOverride ?? host ?? "";
   return {
     method: head.method,
     url,
-    routePath: url === "*" ? "/" : url,
+    routePath,
     host: hostOnly(authority),
     hostOverride,
     bodyKind,
@@ -121,12 +122,30 @@ export function analyzeRequest(head: RawHead): RequestFacts {
   };
 }
 
-function checkDotSegments(url: string): void {
+/**
+ * The routing form of a request-target with dot segments: `.` and `..` (also spelled with
+ * `%2e`) resolved as in RFC 3986 §5.2.4, the query kept. A path that climbs above the root is
+ * refused with 400. Other segments stay as sent (no other percent-decoding).
+ */
+export function normalizeDotSegments(url: string): string {
   const q = url.indexOf("?");
-  const path = (q === -1 ? url : url.slice(0, q)).replace(/%2e/gi, ".");
-  for (const seg of path.split("/")) {
-    if (seg === "." || seg === "..") throw new HttpParseError(400, "dot segments in path");
+  const path = q === -1 ? url : url.slice(0, q);
+  const segs = path.split("/");
+  const out: string[] = [];
+  // segs[0] is "" (the path starts with "/")
+  for (let i = 1; i < segs.length; i++) {
+    const seg = segs[i]!;
+    const last = i === segs.length - 1;
+    const d = seg.length <= 6 && seg.length > 0 ? seg.replace(/%2e/gi, ".") : seg;
+    if (d === ".") {
+      if (last) out.push("");
+    } else if (d === "..") {
+      if (out.length === 0) throw new HttpParseError(400, "path climbs above the root");
+      out.pop();
+      if (last) out.push("");
+    } else out.push(seg);
   }
+  return "/" + out.join("/") + (q === -1 ? "" : url.slice(q));
 }
 
 /** "Example.com:8080" → "example.com"; "[::1]:80" → "::1". */

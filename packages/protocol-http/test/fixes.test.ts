@@ -127,3 +127,47 @@ describe("attempt facts for taps", () => {
     expect(a.requests).to.have.length(0);
   });
 });
+
+describe("dot segments", () => {
+  let pub: Backend;
+  let admin: Backend;
+  let env: Env;
+  before(async () => {
+    pub = await startBackend((req, res) => res.end(`public ${req.url}`));
+    admin = await startBackend((req, res) => res.end(`admin ${req.url}`));
+    env = await startHttpProxy([
+      { name: "admin", match: { path: "/admin" }, targets: [`127.0.0.1:${admin.port}`] },
+      { name: "public", match: { path: "/public" }, targets: [`127.0.0.1:${pub.port}`] },
+      { name: "strip", match: { path: "/s" }, targets: [`127.0.0.1:${pub.port}`], options: { stripPrefix: true } },
+    ]);
+  });
+  after(async () => {
+    await env.close();
+    await pub.close();
+    await admin.close();
+  });
+
+  it("routes on the normalised path and forwards the original request-target", async () => {
+    const out = await raw(env.port, "GET /public/../admin/x?q=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(statusOf(out)).to.equal(200);
+    expect(out).to.match(/admin \/public\/\.\.\/admin\/x\?q=1$/);
+  });
+
+  it("treats %2e like a dot and ./ as nothing", async () => {
+    const a = await raw(env.port, "GET /public/%2E%2e/admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(a).to.match(/admin \/public\/%2E%2e\/admin$/);
+    const b = await raw(env.port, "GET /./public/./p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(b).to.match(/public \/\.\/public\/\.\/p$/);
+  });
+
+  it("answers 400 to a path that climbs above the root", async () => {
+    for (const p of ["/..", "/../admin", "/public/../../admin", "/%2e%2e/x", "/a/.%2E/../b"]) {
+      expect(statusOf(await raw(env.port, `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`)), p).to.equal(400);
+    }
+  });
+
+  it("a rewrite starts from the normalised path", async () => {
+    const out = await raw(env.port, "GET /s/a/../b?x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(out).to.match(/public \/b\?x$/);
+  });
+});

@@ -19,7 +19,8 @@ const CASES: Array<[string, string]> = [
   ["invalid chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"],
   ["malformed request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n"],
   ["NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n"],
-  ["dot segments", "GET /public/../admin HTTP/1.1\r\nHost: a\r\n\r\n"],
+  ["dot segments above the root", "GET /public/../../admin HTTP/1.1\r\nHost: a\r\n\r\n"],
+  ["%2e dot segments above the root", "GET /%2e%2E/admin HTTP/1.1\r\nHost: a\r\n\r\n"],
 ];
 
 describe("request smuggling shapes", () => {
