@@ -90,12 +90,12 @@ export class HeadersPlugin implements ProxyPlugin {
     if (o.xForwarded) {
       const xff = forwardedFor(trusted ? getHeaders(h, "x-forwarded-for") : NONE, clientIp, trusted);
       // one pass for the four fields (setHeader semantics: first position kept, repeats dropped)
-      const edits: FieldEdit[] = [
-        { lower: "x-forwarded-for", name: "X-Forwarded-For", value: xff, seen: false },
-        { lower: "x-forwarded-proto", name: "X-Forwarded-Proto", value: trusted ? KEEP : req.scheme, seen: false },
-        { lower: "x-forwarded-host", name: "X-Forwarded-Host", value: trusted ? KEEP : originalHost, seen: false },
-        { lower: "x-forwarded-port", name: "X-Forwarded-Port", value: trusted ? KEEP : String(req.connection.localPort), seen: false },
-      ];
+      // the edit records are shared (setFields is synchronous): no allocation per request
+      const edits = XF_EDITS;
+      edits[0]!.value = xff;
+      edits[1]!.value = trusted ? KEEP : req.scheme;
+      edits[2]!.value = trusted ? KEEP : originalHost;
+      edits[3]!.value = trusted ? KEEP : String(req.connection.localPort);
       setFields(h, edits);
       if (trusted) {
         if (!edits[1]!.seen) h.push(["X-Forwarded-Proto", req.scheme]);
@@ -154,15 +154,23 @@ interface FieldEdit {
   readonly lower: string;
   readonly name: string;
   /** new value; undefined removes the field; KEEP leaves it */
-  readonly value: string | undefined;
+  value: string | undefined;
   seen: boolean;
 }
+
+const XF_EDITS: FieldEdit[] = [
+  { lower: "x-forwarded-for", name: "X-Forwarded-For", value: undefined, seen: false },
+  { lower: "x-forwarded-proto", name: "X-Forwarded-Proto", value: undefined, seen: false },
+  { lower: "x-forwarded-host", name: "X-Forwarded-Host", value: undefined, seen: false },
+  { lower: "x-forwarded-port", name: "X-Forwarded-Port", value: undefined, seen: false },
+];
 
 /**
  * `setHeader`/`removeHeader` for several fields in one pass over the list: the first
  * occurrence takes the new value in place, later ones are dropped, absent fields are appended.
  */
 function setFields(h: HeaderPairs, edits: FieldEdit[]): void {
+  for (const e of edits) e.seen = false;
   let w = 0;
   for (let r = 0; r < h.length; r++) {
     const pair = h[r]!;

@@ -13,6 +13,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "upgrade",
 ]);
 
+/** HOP_LENGTH[n] is true when some hop-by-hop name has n characters. */
+const HOP_LENGTH: readonly boolean[] = (() => {
+  const a: boolean[] = new Array<boolean>(32).fill(false);
+  for (const n of HOP_BY_HOP) a[n.length] = true;
+  return a;
+})();
+
 /**
  * Fields a `Connection` token may never remove: without them the message cannot be framed or
  * routed (`Connection: host` or `Connection: content-length` is an attack, not a hop-by-hop
@@ -70,7 +77,13 @@ export function stripHopByHop(headers: HeaderPairs, options: StripOptions = {}):
   let w = 0;
   for (let r = 0; r < headers.length; r++) {
     const pair = headers[r]!;
-    const lower = pair[0].toLowerCase();
+    const name = pair[0];
+    // only these lengths can be a hop-by-hop name: skip the lower-casing for the rest
+    if (extra === undefined && !HOP_LENGTH[name.length]) {
+      headers[w++] = pair;
+      continue;
+    }
+    const lower = name.toLowerCase();
     if ((HOP_BY_HOP.has(lower) && !(tunnel && lower === "upgrade")) || (extra !== undefined && extra.has(lower))) {
       if (removed === undefined) removed = [lower];
       else if (!removed.includes(lower)) removed.push(lower);

@@ -12,7 +12,7 @@ export function viaEntry(httpVersion: string, pseudonym: string): string {
 export function appendVia(headers: HeaderPairs, entry: string): void {
   for (let i = headers.length - 1; i >= 0; i--) {
     const [name, value] = headers[i]!;
-    if (name.toLowerCase() === "via") {
+    if (name.length === 3 && name.toLowerCase() === "via") {
       headers[i] = [name, value.trim() ? `${value}, ${entry}` : entry];
       return;
     }
@@ -42,7 +42,7 @@ export function splitVia(value: string): string[] {
 export function viaReceivedBy(headers: HeaderPairs): string[] {
   const out: string[] = [];
   for (const [name, value] of headers) {
-    if (name.toLowerCase() !== "via") continue;
+    if (name.length !== 3 || name.toLowerCase() !== "via") continue;
     for (const entry of splitVia(value)) {
       const by = entry.split(/\s+/)[1];
       if (by) out.push(by.toLowerCase());
@@ -53,5 +53,8 @@ export function viaReceivedBy(headers: HeaderPairs): string[] {
 
 /** True when a Via field already names `pseudonym`: the message has been through us (a loop). */
 export function viaHasLoop(headers: HeaderPairs, pseudonym: string): boolean {
+  let any = false;
+  for (let i = 0; i < headers.length && !any; i++) any = headers[i]![0].length === 3;
+  if (!any) return false;
   return viaReceivedBy(headers).includes(pseudonym.toLowerCase());
 }

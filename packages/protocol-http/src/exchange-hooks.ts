@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type ProxyError, type RouteMatchResult } from "@switchyard/core";
 import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
-import { authorityOf, BODY_NONE, serializeRequestHead, toFlat, toPairs, type ResponseFacts } from "./head.js";
+import { authorityOf, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -75,7 +75,7 @@ function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessag
 function serializeHooked(ex: Exchange, out: HttpRequestMessage): string {
   const f = ex.facts;
   const target = ex.target;
-  return serializeRequestHead(out.method, out.url, toFlat(out.headers), {
+  return serializeRequestHead(out.method, out.url, out.headers, {
     bodyKind: f.bodyKind,
     upgrade: f.upgrade,
     hostOverride: undefined,
@@ -173,7 +173,7 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     else if (ex.ps !== undefined) ex.releaseUpstream(true);
     return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
   }
-  ex.writeResponseHead(out.status ?? 502, out.statusMessage, toFlat(out.headers), rf, "");
+  ex.writeResponseHead(out.status ?? 502, out.statusMessage, out.headers, rf, "");
   if (body === undefined) {
     // nobody opened the body: send what was held, then go direct
     const held = ex.resHold;

@@ -16,6 +16,7 @@ import {
   lastChunk,
   serializeResponseHead,
   type ResponseFacts,
+  type Headers,
 } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { T_BODY } from "./internal/phases.js";
@@ -58,7 +59,7 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
   return rf.bodyKind === BODY_NONE;
 }
 
-export function writeResponseHead(ex: Exchange, status: number, message: string | undefined, headers: string[], rf: ResponseFacts, extra: string): void {
+export function writeResponseHead(ex: Exchange, status: number, message: string | undefined, headers: Headers, rf: ResponseFacts, extra: string): void {
   const f = ex.facts;
   const bodyPending = !ex.requestComplete && f.bodyKind !== BODY_NONE;
   let close = !ex.session.keepAlive || bodyPending;

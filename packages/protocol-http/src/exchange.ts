@@ -27,6 +27,7 @@ import {
   lastChunk,
   type RequestFacts,
   type ResponseFacts,
+  type Headers,
 } from "./head.js";
 import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
 import { T_UPSTREAM_HEADERS } from "./internal/phases.js";
@@ -292,7 +293,7 @@ export class Exchange implements PoolWaiter, SocketOwner {
     return response.onResponseHead(this, h);
   }
 
-  writeResponseHead(status: number, message: string | undefined, headers: string[], rf: ResponseFacts, extra: string): void {
+  writeResponseHead(status: number, message: string | undefined, headers: Headers, rf: ResponseFacts, extra: string): void {
     response.writeResponseHead(this, status, message, headers, rf, extra);
   }
 

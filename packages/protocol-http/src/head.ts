@@ -185,7 +185,7 @@ function listed(name: string, tokens: string[] | undefined): boolean {
 export function serializeRequestHead(
   method: string,
   url: string,
-  headers: string[],
+  headers: Headers,
   f: {
     bodyKind: BodyKind;
     upgrade: boolean;
@@ -197,34 +197,53 @@ export function serializeRequestHead(
   },
 ): string {
   let s = method + " " + url + " HTTP/1.1\r\n";
-  const tokens = f.connectionTokens;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (hopByHop(name, f.upgrade)) continue;
-    if (tokens !== undefined && listed(name, tokens)) continue;
-    if (name.length === 4 && f.hostOverride !== undefined && name.toLowerCase() === "host") {
-      s += name + ": " + f.hostOverride + "\r\n";
-      continue;
+  let host = false;
+  if (isPairs(headers)) {
+    // the [name, value] pairs `onRequest` taps edited, written without a flat copy
+    for (let i = 0; i < headers.length; i++) {
+      const pair = headers[i]!;
+      const name = pair[0];
+      if (name.length === 4 && !host && name.toLowerCase() === "host") host = true;
+      s += requestField(name, pair[1], f);
     }
-    if (f.dropExpect && name.length === 6 && name.toLowerCase() === "expect") continue;
-    s += name + ": " + headers[i + 1]! + "\r\n";
+  } else {
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 4 && !host && name.toLowerCase() === "host") host = true;
+      s += requestField(name, headers[i + 1]!, f);
+    }
   }
   const missing = f.hostOverride ?? f.fallbackHost;
-  if (missing !== undefined && !hasHost(headers)) s += "Host: " + missing + "\r\n";
+  if (missing !== undefined && !host) s += "Host: " + missing + "\r\n";
   if (f.bodyKind === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
   if (f.upgrade) s += "Connection: upgrade\r\n";
   return s + "\r\n";
+}
+
+/** One request header line as sent upstream ("" when it is dropped). */
+function requestField(
+  name: string,
+  value: string,
+  f: { upgrade: boolean; hostOverride: string | undefined; connectionTokens: string[] | undefined; dropExpect: boolean },
+): string {
+  if (hopByHop(name, f.upgrade)) return "";
+  if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
+  if (name.length === 4 && f.hostOverride !== undefined && name.toLowerCase() === "host") return name + ": " + f.hostOverride + "\r\n";
+  if (f.dropExpect && name.length === 6 && name.toLowerCase() === "expect") return "";
+  return name + ": " + value + "\r\n";
+}
+
+/** Headers as the parser gives them (flat name, value, …) or as taps edit them ([name, value] pairs). */
+export type Headers = string[] | ReadonlyArray<readonly [string, string]>;
+
+function isPairs(h: Headers): h is ReadonlyArray<readonly [string, string]> {
+  return h.length > 0 && typeof h[0] !== "string";
 }
 
 /** "host:port" of a target, for a Host header (port omitted when it is the scheme's default). */
 export function authorityOf(t: { host: string; port: number; tls?: unknown }): string {
   const host = t.host.includes(":") ? `[${t.host}]` : t.host;
   return (t.tls ? t.port === 443 : t.port === 80) ? host : `${host}:${t.port}`;
-}
-
-function hasHost(headers: string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === "host") return true;
-  return false;
 }
 
 /** Framing facts of an upstream response head. Throws HttpParseError(502) on bad framing. */
@@ -293,23 +312,31 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
 export function serializeResponseHead(
   status: number,
   message: string | undefined,
-  headers: string[],
+  headers: Headers,
   f: { framing: BodyKind; close: boolean; keepAliveHeader: boolean; upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean },
 ): string {
   let s = "HTTP/1.1 " + status + " " + (message || statusText(status)) + "\r\n";
-  const tokens = f.connectionTokens;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (hopByHop(name, f.upgrade)) continue;
-    if (tokens !== undefined && listed(name, tokens)) continue;
-    if (!f.keepLength && name.length === 14 && name.toLowerCase() === "content-length") continue;
-    s += name + ": " + headers[i + 1]! + "\r\n";
+  if (isPairs(headers)) {
+    for (let i = 0; i < headers.length; i++) {
+      const pair = headers[i]!;
+      s += responseField(pair[0], pair[1], f);
+    }
+  } else {
+    for (let i = 0; i < headers.length; i += 2) s += responseField(headers[i]!, headers[i + 1]!, f);
   }
   if (f.framing === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
   if (f.upgrade) s += "Connection: upgrade\r\n";
   else if (f.close) s += "Connection: close\r\n";
   else if (f.keepAliveHeader) s += "Connection: keep-alive\r\n";
   return s + "\r\n";
+}
+
+/** One response header line as sent downstream ("" when it is dropped). */
+function responseField(name: string, value: string, f: { upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean }): string {
+  if (hopByHop(name, f.upgrade)) return "";
+  if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
+  if (!f.keepLength && name.length === 14 && name.toLowerCase() === "content-length") return "";
+  return name + ": " + value + "\r\n";
 }
 
 /** Trailer section of a chunked body ("0\r\n" + trailers + "\r\n"). */
