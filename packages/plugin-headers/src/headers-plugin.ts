@@ -44,14 +44,31 @@ export class HeadersPlugin implements ProxyPlugin {
   /** parsed `route.options.headers`, per route object (routes are immutable) */
   #routeCache = new WeakMap<Route, RouteHeadersOptions>();
 
+  /** this hop's Via entries for HTTP/1.1 and HTTP/1.0, built once per options */
+  #via11 = "";
+  #via10 = "";
+
   constructor(options: HeadersOptions = {}) {
     this.#opts = resolveOptions(options);
+    this.#viaEntries();
+  }
+
+  #viaEntries(): void {
+    this.#via11 = viaEntry("1.1", this.#opts.pseudonym);
+    this.#via10 = viaEntry("1.0", this.#opts.pseudonym);
+  }
+
+  #via(httpVersion: string): string {
+    if (httpVersion === "1.1") return this.#via11;
+    if (httpVersion === "1.0") return this.#via10;
+    return viaEntry(httpVersion, this.#opts.pseudonym);
   }
 
   /** Takes new options on a config reload; applies to the next message. Throws ConfigError when invalid. */
   reconfigure(options: unknown): void {
     this.#opts = resolveOptions((options ?? {}) as HeadersOptions);
     this.#routeCache = new WeakMap();
+    this.#viaEntries();
   }
 
   apply(proxy: Proxy): void {
@@ -95,19 +112,19 @@ export class HeadersPlugin implements ProxyPlugin {
       edits[0]!.value = xff;
       edits[1]!.value = trusted ? KEEP : req.scheme;
       edits[2]!.value = trusted ? KEEP : originalHost;
-      edits[3]!.value = trusted ? KEEP : String(req.connection.localPort);
+      edits[3]!.value = trusted ? KEEP : portString(req.connection.localPort);
       setFields(h, edits);
       if (trusted) {
         if (!edits[1]!.seen) h.push(["X-Forwarded-Proto", req.scheme]);
         if (!edits[2]!.seen && originalHost !== undefined) h.push(["X-Forwarded-Host", originalHost]);
-        if (!edits[3]!.seen) h.push(["X-Forwarded-Port", String(req.connection.localPort)]);
+        if (!edits[3]!.seen) h.push(["X-Forwarded-Port", portString(req.connection.localPort)]);
       }
     }
     if (o.forwarded) {
       const element = formatForwarded({ for: clientIp, host: originalHost, proto: req.scheme });
       setHeader(h, "Forwarded", appendForwarded(getHeaders(h, "forwarded"), element, trusted));
     }
-    if (o.via) appendVia(h, viaEntry(req.httpVersion, o.pseudonym));
+    if (o.via) appendVia(h, this.#via(req.httpVersion));
 
     const routeOpts = this.#routeOptions(req.route);
     const rewrite = routeOpts?.rewriteHost ?? o.rewriteHost;
@@ -126,7 +143,7 @@ export class HeadersPlugin implements ProxyPlugin {
   #onResponse(res: HttpUpstreamResponse, req: ProxyRequest | undefined): void {
     const o = this.#opts;
     stripHopByHop(res.headers, { tunnel: res.status === 101 });
-    if (o.via) appendVia(res.headers, viaEntry(res.httpVersion ?? "1.1", o.pseudonym));
+    if (o.via) appendVia(res.headers, this.#via(res.httpVersion ?? "1.1"));
     applyRules(res.headers, o.response);
     const route = req?.route;
     if (route) {
@@ -137,6 +154,17 @@ export class HeadersPlugin implements ProxyPlugin {
 }
 
 const NONE: readonly string[] = [];
+
+/** the decimal form of the last local port seen (a listener's port rarely changes) */
+let lastPort = -1;
+let lastPortString = "";
+function portString(port: number): string {
+  if (port !== lastPort) {
+    lastPort = port;
+    lastPortString = String(port);
+  }
+  return lastPortString;
+}
 
 /** protocol-http's HttpRequest: `onRetarget` runs when a retry moves the request to another target. */
 interface RetargetableRequest {

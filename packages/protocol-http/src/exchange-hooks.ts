@@ -121,7 +121,7 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     statusMessage: h.statusMessage,
     httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
     headers: toPairs(h.headers),
-    body: hasBody ? () => openResponseStream(ex) : null,
+    body: hasBody ? ex : null,
   });
   const attempt = ex.attempt;
   // callAsync: with sync taps only, the answer is decided inside the framer's onHead, so the
@@ -154,7 +154,7 @@ function responseHookDone(ex: Exchange, attempt: number, err: unknown, out: Http
 }
 
 /** A tap read `res.body`: from now on the body flows through a Readable. */
-function openResponseStream(ex: Exchange): Readable {
+export function openResponseStream(ex: Exchange): Readable {
   const body = new Readable({ highWaterMark: 64 * 1024, read: () => ex.onClientDrain() });
   for (const c of ex.resHold ?? []) body.push(c);
   ex.resHold = undefined;

@@ -19,6 +19,7 @@ import {
 } from "@switchyard/core";
 import { HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
 import * as failures from "./exchange-failures.js";
+import { openResponseStream } from "./exchange-hooks.js";
 import * as request from "./exchange-request.js";
 import * as response from "./exchange-response.js";
 import {
@@ -287,6 +288,11 @@ export class Exchange implements PoolWaiter, SocketOwner {
       this.releaseUpstream(n === chunk.length);
       this.maybeFinish();
     }
+  }
+
+  /** A tap read `res.body` of the upstream response (HttpResponse's BodyOpener). */
+  openResponseBody(): Readable {
+    return openResponseStream(this);
   }
 
   onResponseHead(h: RawHead): boolean {

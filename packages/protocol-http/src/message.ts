@@ -145,7 +145,12 @@ export interface ResponseInit {
   httpVersion: "1.0" | "1.1" | undefined;
   headers: HeaderPairs;
   /** null when the response has no body; otherwise opened on first access */
-  body: (() => Readable) | null;
+  body: BodyOpener | null;
+}
+
+/** Opens a response body stream (the exchange itself: no closure per response). */
+export interface BodyOpener {
+  openResponseBody(): Readable;
 }
 
 export class HttpResponse implements HttpUpstreamResponse {
@@ -165,7 +170,7 @@ export class HttpResponse implements HttpUpstreamResponse {
   statusMessage: string | undefined;
   httpVersion: "1.0" | "1.1" | undefined;
   headers: HeaderPairs;
-  readonly #open: (() => Readable) | null;
+  readonly #open: BodyOpener | null;
   #body: Readable | null | undefined;
 
   constructor(init: ResponseInit) {
@@ -184,7 +189,7 @@ export class HttpResponse implements HttpUpstreamResponse {
 
   /** the body stream, created on first access (taps that never read it cost no stream) */
   get body(): Readable | null {
-    if (this.#body === undefined) this.#body = this.#open === null ? null : this.#open();
+    if (this.#body === undefined) this.#body = this.#open === null ? null : this.#open.openResponseBody();
     return this.#body;
   }
 }
