@@ -5,11 +5,6 @@ import { request, startBackend, startHttpProxy, raw, statusOf, type Backend, typ
 describe("HttpProtocol basics", () => {
   let backend: Backend;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    env = undefined;
-    await backend?.close();
-  });
 
   it("forwards a GET and relays the response", async () => {
     backend = await startBackend((req, res) => {

@@ -1,19 +1,13 @@
 import { expect } from "chai";
 import http from "node:http";
-import { startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
+import { waitFor, type TestServer } from "@switchyard/test-utils";
 import WebSocket, { WebSocketServer } from "ws";
-import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, type Backend, type Env } from "./helpers.js";
+import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
 
 describe("exchanges", () => {
   let backend: Backend | undefined;
   let tcp: TestServer | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await backend?.close();
-    await tcp?.close();
-    env = backend = tcp = undefined;
-  });
 
   it("answers pipelined requests in order", async () => {
     backend = await startBackend((req, res) => setTimeout(() => res.end(`r${req.url}`), req.url === "/1" ? 60 : 5));
@@ -46,13 +40,13 @@ describe("exchanges", () => {
   });
 
   it("answers 502 for a garbage status line", async () => {
-    tcp = await startTcpServer((s) => s.once("data", () => s.write("HTTP/banana\r\n\r\n")));
+    tcp = await tcpServer((s) => s.once("data", () => s.write("HTTP/banana\r\n\r\n")));
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
     expect((await request(env.port)).status).to.equal(502);
   });
 
   it("aborts the client when the upstream resets mid-body", async () => {
-    tcp = await startTcpServer((s) =>
+    tcp = await tcpServer((s) =>
       s.once("data", () => {
         s.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial");
         setTimeout(() => s.resetAndDestroy(), 20);

@@ -10,11 +10,6 @@ function plugin(name: string, apply: ProxyPlugin["apply"]): ProxyPlugin {
 describe("route upstreamHeadersTimeout", () => {
   let backend: Backend | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await backend?.close();
-    env = backend = undefined;
-  });
 
   it("applies the ROUTE's value to body-less requests: first request, keep-alive request, and after a retry", async () => {
     backend = await startBackend((req, res) => {
@@ -79,12 +74,6 @@ describe("attempt facts for taps", () => {
   let a: Backend | undefined;
   let b: Backend | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await a?.close();
-    await b?.close();
-    env = a = b = undefined;
-  });
 
   it("reports reusedSocket: false on a fresh upstream connection, true on a reused pooled one", async () => {
     a = await startBackend((_req, res) => res.end("ok"));

@@ -1,18 +1,12 @@
 import { expect } from "chai";
 import http from "node:http";
-import { startTcpServer, type TestServer } from "@switchyard/test-utils";
-import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, type Backend, type Env } from "./helpers.js";
+import type { TestServer } from "@switchyard/test-utils";
+import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
 
 describe("HTTP framing", () => {
   let backend: Backend | undefined;
   let tcp: TestServer | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await backend?.close();
-    await tcp?.close();
-    env = backend = tcp = undefined;
-  });
   const route = (port: number) => [{ listener: "web", targets: [`127.0.0.1:${port}`] }];
 
   it("relays a chunked response with trailers", async () => {
@@ -40,7 +34,7 @@ describe("HTTP framing", () => {
 
   it("re-frames a close-delimited response as chunked and never reuses that upstream socket", async () => {
     let conns = 0;
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       conns++;
       s.once("data", () => s.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close body"));
     });
@@ -56,7 +50,7 @@ describe("HTTP framing", () => {
   });
 
   it("answers 502 when the upstream closes before a complete head, and aborts the client on a truncated body", async () => {
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       s.once("data", (d: Buffer) => {
         if (d.toString().startsWith("GET /head")) s.end("HTTP/1.1 200 OK\r\nContent-Le");
         else s.end("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..");
@@ -151,7 +145,7 @@ describe("HTTP framing", () => {
   });
 
   it("answers 100 Continue itself with expectContinue: \"answer\"", async () => {
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       let buf = "";
       s.on("data", (d: Buffer) => {
         buf += d.toString();

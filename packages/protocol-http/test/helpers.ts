@@ -3,7 +3,59 @@ import http from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import type { ProxyPlugin, RouteConfig } from "@switchyard/core";
 import { HttpProtocol, type HttpListenerOptions } from "@switchyard/protocol-http";
-import { expectNoActiveConnections, startProxy, type StartedProxy } from "@switchyard/test-utils";
+import {
+  expectNoActiveConnections,
+  startBlackhole,
+  startProxy,
+  startTcpServer,
+  type Blackhole,
+  type StartedProxy,
+  type TestServer,
+} from "@switchyard/test-utils";
+
+interface Closable {
+  close(): Promise<void>;
+}
+const toClose: Closable[] = [];
+let inTest = false;
+
+/**
+ * Registers something made during a test (or its beforeEach) to close after it; everything
+ * registered is closed in reverse order of creation (proxy before its backends), once, by the
+ * root hooks below. Backends, proxies, TCP servers and blackholes made through these helpers
+ * register themselves; fixtures made in a describe's `before` are left to its `after`.
+ */
+export function closeAfterTest<T extends Closable>(thing: T): T {
+  if (inTest) toClose.push(thing);
+  return thing;
+}
+
+beforeEach(() => {
+  inTest = true;
+});
+
+afterEach(async () => {
+  inTest = false;
+  for (const thing of toClose.splice(0).reverse()) await thing.close();
+});
+
+/** Wraps close() so a test may close early and the root hook's second call is a no-op. */
+function closeOnce(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= close());
+}
+
+export async function tcpServer(...args: Parameters<typeof startTcpServer>): Promise<TestServer> {
+  const server = await startTcpServer(...args);
+  server.close = closeOnce(server.close.bind(server));
+  return closeAfterTest(server);
+}
+
+export async function blackhole(): Promise<Blackhole> {
+  const hole = await startBlackhole();
+  hole.close = closeOnce(hole.close.bind(hole));
+  return closeAfterTest(hole);
+}
 
 export interface Backend {
   server: http.Server;
@@ -25,10 +77,10 @@ export async function startBackend(handler: (req: http.IncomingMessage, res: htt
     port: 0,
     connections: 0,
     requests: [],
-    async close() {
+    close: closeOnce(async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-    },
+    }),
   };
   server.on("connection", (s: Socket) => {
     b.connections++;
@@ -37,7 +89,7 @@ export async function startBackend(handler: (req: http.IncomingMessage, res: htt
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   b.port = (server.address() as AddressInfo).port;
-  return b;
+  return closeAfterTest(b);
 }
 
 export interface Env {
@@ -55,16 +107,16 @@ export async function startHttpProxy(
   const protocol = new HttpProtocol(options.defaults ?? {});
   const listener = { name: "web", protocol: "http", port: 0, ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}) };
   const proxy = await startProxy({ listeners: [listener], routes, plugins: [protocol, ...(options.plugins ?? [])] });
-  return {
+  return closeAfterTest({
     proxy,
     protocol,
     port: proxy.port(),
-    async close() {
+    close: closeOnce(async () => {
       await proxy.proxy.close({ timeout: 2000 });
       await expectNoActiveConnections(proxy.proxy);
       protocol.close();
-    },
-  };
+    }),
+  });
 }
 
 export interface SimpleResponse {

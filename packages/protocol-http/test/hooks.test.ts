@@ -10,12 +10,6 @@ describe("hooks", () => {
   let a: Backend | undefined;
   let b: Backend | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await a?.close();
-    await b?.close();
-    env = a = b = undefined;
-  });
 
   it("gives onRequest taps the method, url, raw header pairs and route; their changes go upstream", async () => {
     a = await startBackend((req, res) => res.end(`${req.method} ${req.url} ${req.headers["x-added"]} ${JSON.stringify(req.rawHeaders.slice(0, 4))}`));

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import http from "node:http";
-import { closedPort, sleep, startBlackhole, type Blackhole } from "@switchyard/test-utils";
-import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, type Backend, type Env } from "./helpers.js";
+import { closedPort, sleep, type Blackhole } from "@switchyard/test-utils";
+import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, blackhole, type Backend, type Env } from "./helpers.js";
 
 describe("limits", () => {
   let backend: Backend;
@@ -67,12 +67,6 @@ describe("timeouts", () => {
   let backend: Backend | undefined;
   let env: Env | undefined;
   let hole: Blackhole | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await backend?.close();
-    await hole?.close();
-    env = backend = hole = undefined;
-  });
 
   it("answers 408 to a client that sends its head too slowly (slowloris)", async () => {
     backend = await startBackend((_req, res) => res.end("x"));
@@ -104,7 +98,7 @@ describe("timeouts", () => {
   });
 
   it("answers 504 when the connect times out and 502 when it is refused", async () => {
-    hole = await startBlackhole();
+    hole = await blackhole();
     const refused = await closedPort();
     env = await startHttpProxy([
       { name: "hole", match: { path: "/hole" }, targets: [`127.0.0.1:${hole.port}`], options: { connectTimeout: 150 } },

@@ -1,19 +1,13 @@
 import { expect } from "chai";
 import http from "node:http";
 import type { Socket } from "node:net";
-import { resourceBaseline, expectNoLeakedResources, sleep, startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
-import { rawSocket, request, startBackend, startHttpProxy, statusOf, type Backend, type Env } from "./helpers.js";
+import { resourceBaseline, expectNoLeakedResources, sleep, waitFor, type TestServer } from "@switchyard/test-utils";
+import { rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
 
 describe("upstream pool", () => {
   let backend: Backend | undefined;
   let tcp: TestServer | undefined;
   let env: Env | undefined;
-  afterEach(async () => {
-    await env?.close();
-    await backend?.close();
-    await tcp?.close();
-    env = backend = tcp = undefined;
-  });
 
   it("reuses one upstream connection for sequential requests from several clients", async () => {
     backend = await startBackend((_req, res) => res.end("ok"));
@@ -61,7 +55,7 @@ describe("upstream pool", () => {
   it("resends an idempotent request once on a fresh connection when a pooled socket turns out stale", async () => {
     // first connection answers once, then resets on its next request (a stale keep-alive)
     let n = 0;
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       const id = ++n;
       let served = 0;
       s.on("data", () => {
@@ -78,7 +72,7 @@ describe("upstream pool", () => {
 
   it("does not resend a POST with a body after a stale socket: 502", async () => {
     let n = 0;
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       const id = ++n;
       let served = 0;
       s.on("data", () => {
@@ -93,7 +87,7 @@ describe("upstream pool", () => {
   });
 
   it("drops idle pooled sockets that the upstream closes, and uses a new one", async () => {
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       s.once("data", () => {
         s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         setTimeout(() => s.end(), 20);
@@ -107,7 +101,7 @@ describe("upstream pool", () => {
   });
 
   it("drops an idle pooled socket that receives unexpected data", async () => {
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       s.once("data", () => {
         s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         setTimeout(() => s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbogus"), 20);
@@ -127,7 +121,7 @@ describe("upstream pool", () => {
   for (const [name, answer] of noReuse) {
     it(`does not reuse an upstream socket after ${name}`, async () => {
       const sockets: Socket[] = [];
-      tcp = await startTcpServer((s) => {
+      tcp = await tcpServer((s) => {
         sockets.push(s);
         s.on("data", () => s.write(answer));
       });
@@ -139,7 +133,7 @@ describe("upstream pool", () => {
   }
 
   it("does not reuse an upstream socket after an early response", async () => {
-    tcp = await startTcpServer((s) => {
+    tcp = await tcpServer((s) => {
       s.once("data", () => s.write("HTTP/1.1 413 Too Large\r\nContent-Length: 3\r\n\r\nbig"));
     });
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
