@@ -10,7 +10,8 @@ if (build.status !== 0) {
   console.log("0 passed, 1 failed");
   process.exit(build.status ?? 1);
 }
-const only = process.argv.slice(2);
+// filters: package directory names or paths ("core", "packages/core", "./packages/core/")
+const only = process.argv.slice(2).map((a) => a.replace(/\/+$/, "").split("/").pop());
 const dirs = [];
 for (const group of ["packages", "examples"]) {
   const base = join(root, group);
