@@ -51,11 +51,11 @@ export interface HttpListenerOptions extends HttpRequestOptions {
   headersTimeout?: number;
   /** idle time between requests on a keep-alive connection (default 5000); then closed quietly */
   keepAliveTimeout?: number;
-  /** bytes in a request head (default 16384) → 431 */
+  /** bytes in a request head (default 16384; at least 64, never disabled) → 431 */
   maxHeaderSize?: number;
-  /** header lines in a request head (default 100) → 431 */
+  /** header lines in a request head (default 100; 0 = no limit) → 431 */
   maxHeaderCount?: number;
-  /** request-target length (default 8192) → 414 */
+  /** request-target length (default 8192; 0 = no limit beyond maxHeaderSize) → 414 */
   maxUrlLength?: number;
   /** requests served on one connection before it is closed; 0 = unlimited (default 0) */
   maxRequestsPerConnection?: number;

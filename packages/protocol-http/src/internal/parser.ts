@@ -64,9 +64,9 @@ export interface FramerHandler {
 export interface FramerLimits {
   /** most bytes in the whole head (request line + header lines) */
   maxHeaderSize: number;
-  /** most header lines */
+  /** most header lines (0: no limit) */
   maxHeaderCount: number;
-  /** longest request-target (requests only) */
+  /** longest request-target (requests only; 0: no limit beyond maxHeaderSize) */
   maxUrlLength: number;
   /** reject bare LF line endings and other lenient shapes (requests) */
   strict: boolean;
@@ -228,7 +228,8 @@ export class Framer {
       const c = line.charCodeAt(i);
       if (c > 127 || TCHAR[c] !== 1) throw new HttpParseError(this.kind === "request" ? 400 : 502, "invalid header name");
     }
-    if (++this.#headerCount > this.#limits.maxHeaderCount) {
+    const maxCount = this.#limits.maxHeaderCount;
+    if (++this.#headerCount > maxCount && maxCount > 0) {
       throw new HttpParseError(this.kind === "request" ? 431 : 502, "too many headers");
     }
     let s = colon + 1;
@@ -246,7 +247,8 @@ export class Framer {
     if (!line) return; // partial, or an empty line before the request (allowed)
     const m = REQUEST_LINE.exec(line);
     if (m === null) throw new HttpParseError(400, "malformed request line");
-    if (m[2]!.length > this.#limits.maxUrlLength) throw new HttpParseError(414, "URI too long");
+    const maxUrl = this.#limits.maxUrlLength;
+    if (m[2]!.length > maxUrl && maxUrl > 0) throw new HttpParseError(414, "URI too long");
     if (m[3] !== "1") throw new HttpParseError(505, "HTTP version not supported");
     const info = p.info;
     const idx = METHODS.indexOf(m[1]!);
