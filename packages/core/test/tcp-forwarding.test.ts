@@ -1,65 +1,27 @@
 import { once } from "node:events";
 import { createHash, randomBytes } from "node:crypto";
-import type { Socket } from "node:net";
 import { expect } from "chai";
-import { Proxy } from "@switchyard/core";
 import {
   closedPort,
   connectTo,
   expectNoActiveConnections,
-  expectNoLeakedResources,
   readAll,
   readBytes,
-  resourceBaseline,
   sleep,
   startEchoServer,
-  startProxy,
   startBlackhole,
   startTcpServer,
   waitClose,
   waitFor,
-  type StartedProxy,
-  type TestServer,
+  useTcpFixture,
 } from "@switchyard/test-utils";
 
 describe("TCP forwarding", () => {
-  let backend: TestServer | undefined;
-  let started: StartedProxy | undefined;
-  let baseline: Map<string, number>;
-  const clients: Socket[] = [];
-
-  beforeEach(() => {
-    baseline = resourceBaseline();
-  });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.destroy();
-    if (started) {
-      await expectNoActiveConnections(started.proxy).finally(() => started!.proxy.close({ timeout: 100 }));
-    }
-    await backend?.close();
-    started = undefined;
-    backend = undefined;
-    await expectNoLeakedResources(baseline);
-  });
-
-  async function proxyTo(targets: string[], extra: Partial<ConstructorParameters<typeof Proxy>[0]> = {}) {
-    started = await startProxy({
-      listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
-      routes: [{ name: "r", listener: "tcp", targets }],
-      ...extra,
-    });
-    return started;
-  }
-
-  async function client(port: number, opts: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
-    const s = await connectTo(port, "127.0.0.1", opts);
-    clients.push(s);
-    return s;
-  }
+  const fx = useTcpFixture();
+  const { proxyTo, client } = fx;
 
   it("echoes bytes through the proxy and reports counts on close", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const closes: Array<{ reason: string; bytesIn: number; bytesOut: number; route: string | undefined }> = [];
     p.proxy.events.on("connectionClose", (_c, info) => closes.push(info));
@@ -75,7 +37,7 @@ describe("TCP forwarding", () => {
 
   it("moves 100 MB byte-identical with bounded proxy memory", async function () {
     this.timeout(60_000);
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const c = await client(p.port(), { allowHalfOpen: true });
     const total = 100 * 1024 * 1024;
@@ -122,7 +84,7 @@ describe("TCP forwarding", () => {
   });
 
   it("propagates half-close: the upstream keeps sending after the client's FIN", async () => {
-    backend = await startTcpServer(
+    const backend = await fx.serve(startTcpServer(
       (s) => {
         const chunks: Buffer[] = [];
         s.on("data", (d: Buffer) => chunks.push(d));
@@ -134,7 +96,7 @@ describe("TCP forwarding", () => {
         });
       },
       { allowHalfOpen: true },
-    );
+    ));
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const c = await client(p.port(), { allowHalfOpen: true });
     const all = readAll(c);
@@ -183,14 +145,14 @@ describe("TCP forwarding", () => {
   it("forwards bytes and the FIN a client sent while the upstream was connecting", async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    backend = await startTcpServer(
+    const backend = await fx.serve(startTcpServer(
       (s) => {
         const got: Buffer[] = [];
         s.on("data", (d: Buffer) => got.push(d));
         s.on("end", () => s.end("seen:" + Buffer.concat(got).toString()));
       },
       { allowHalfOpen: true },
-    );
+    ));
     const p = await proxyTo([`127.0.0.1:${backend.port}`], {
       plugins: [
         {
@@ -213,18 +175,18 @@ describe("TCP forwarding", () => {
   });
 
   it("releases everything when the client aborts while established", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const c = await client(p.port());
     c.write("x");
     await readBytes(c, 1);
     c.resetAndDestroy();
     await expectNoActiveConnections(p.proxy, 1000);
-    await waitFor(() => backend!.sockets.every((s) => s.destroyed));
+    await waitFor(() => backend.sockets.every((s) => s.destroyed));
   });
 
   it("releases a client that aborts during a slow onAccept by the handshake deadline", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const p = await proxyTo([`127.0.0.1:${backend.port}`], {
@@ -253,7 +215,7 @@ describe("TCP forwarding", () => {
   });
 
   it("closes idle connections (traffic in either direction resets the timer)", async () => {
-    backend = await startTcpServer((s) => {
+    const backend = await fx.serve(startTcpServer((s) => {
       // the upstream talks every 60 ms for a while, then goes quiet
       let n = 0;
       const t = setInterval(() => {
@@ -261,7 +223,7 @@ describe("TCP forwarding", () => {
         s.write("tick");
       }, 60);
       s.on("close", () => clearInterval(t));
-    });
+    }));
     const p = await proxyTo([`127.0.0.1:${backend.port}`], { timeouts: { idle: 150 } });
     const reasons: string[] = [];
     p.proxy.events.on("connectionClose", (_c, info) => reasons.push(info.reason));
@@ -277,7 +239,7 @@ describe("TCP forwarding", () => {
   });
 
   it("closes a client that never gets routed within the handshake deadline", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const p = await proxyTo([`127.0.0.1:${backend.port}`], {
@@ -303,7 +265,7 @@ describe("TCP forwarding", () => {
   });
 
   it("graceful close lets established connections finish, then destroys stragglers", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const c1 = await client(p.port(), { allowHalfOpen: true });
     const c2 = await client(p.port());
@@ -330,13 +292,13 @@ describe("TCP forwarding", () => {
     await waitClose(c2, 1000);
     expect(Date.now() - t0).to.be.below(600);
     expect(p.proxy.stats().closeReasons).to.include({ done: 1, shutdown: 1 });
-    started = undefined;
+    fx.started = undefined;
   });
 
   it("routes by listener and client CIDR", async () => {
-    backend = await startTcpServer((s) => s.end("A"));
+    const backend = await fx.serve(startTcpServer((s) => s.end("A")));
     const other = await startTcpServer((s) => s.end("B"));
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [
         { name: "one", protocol: "tcp", port: 0 },
         { name: "two", protocol: "tcp", port: 0 },
@@ -354,7 +316,7 @@ describe("TCP forwarding", () => {
   });
 
   it("closes the connection when no route matches", async () => {
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
       routes: [{ name: "elsewhere", match: { clientIp: "10.0.0.0/8" }, targets: ["127.0.0.1:1"] }],
     });
@@ -367,7 +329,7 @@ describe("TCP forwarding", () => {
   });
 
   it("keeps established connections on their backend when routes are replaced", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const other = await startTcpServer((s) => s.end("new"));
     const p = await proxyTo([`127.0.0.1:${backend.port}`]);
     const c1 = await client(p.port());

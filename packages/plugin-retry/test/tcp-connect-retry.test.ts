@@ -1,43 +1,25 @@
-import type { Socket } from "node:net";
 import { expect } from "chai";
 import { UpstreamConnectError } from "@switchyard/core";
 import { RetryPlugin, type GiveUpEvent, type RetryEvent } from "@switchyard/plugin-retry";
 import {
   closedPort,
-  connectTo,
   expectNoActiveConnections,
   readBytes,
   startEchoServer,
-  startProxy,
   waitClose,
-  type StartedProxy,
-  type TestServer,
+  useTcpFixture,
 } from "@switchyard/test-utils";
 
 describe("RetryPlugin with TCP (core connectUpstream)", () => {
-  let backend: TestServer | undefined;
-  let started: StartedProxy | undefined;
-  const clients: Socket[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.destroy();
-    if (started) await expectNoActiveConnections(started.proxy).finally(() => started!.proxy.close({ timeout: 100 }));
-    await backend?.close();
-    started = undefined;
-    backend = undefined;
-  });
-
-  async function client(port: number): Promise<Socket> {
-    const s = await connectTo(port);
-    clients.push(s);
-    return s;
-  }
+  // leak checks stay with the core's own TCP tests; here only active connections must reach zero
+  const fx = useTcpFixture({ leakCheck: false });
+  const client = fx.client;
 
   it("retries a refused connect on the route's second target", async () => {
-    backend = await startEchoServer();
+    const backend = await fx.serve(startEchoServer());
     const refused = await closedPort();
     const plugin = new RetryPlugin({ retries: 2, backoff: { base: 1, max: 5 } });
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
       routes: [{ name: "r", listener: "tcp", targets: [`127.0.0.1:${refused}`, `127.0.0.1:${backend.port}`] }],
       plugins: [plugin],
@@ -59,7 +41,7 @@ describe("RetryPlugin with TCP (core connectUpstream)", () => {
 
   it("gives up after `retries` and closes the client when every target refuses", async () => {
     const refused = await closedPort();
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
       routes: [{ name: "r", listener: "tcp", targets: [`127.0.0.1:${refused}`] }],
       plugins: [new RetryPlugin({ retries: 2, backoff: { base: 1, max: 2 } })],
@@ -83,7 +65,7 @@ describe("RetryPlugin with TCP (core connectUpstream)", () => {
 
   it("stops retrying when the budget is spent", async () => {
     const refused = await closedPort();
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
       routes: [{ name: "r", listener: "tcp", targets: [`127.0.0.1:${refused}`] }],
       plugins: [new RetryPlugin({ retries: 5, backoff: { base: 0, max: 0 }, budget: { ratio: 0, minPerSecond: 0.2, windowMs: 10_000 } })],
@@ -100,7 +82,7 @@ describe("RetryPlugin with TCP (core connectUpstream)", () => {
 
   it("cancels the backoff when the client goes away", async () => {
     const refused = await closedPort();
-    started = await startProxy({
+    const started = await fx.start({
       listeners: [{ name: "tcp", protocol: "tcp", port: 0 }],
       routes: [{ name: "r", listener: "tcp", targets: [`127.0.0.1:${refused}`] }],
       plugins: [new RetryPlugin({ retries: 3, backoff: { base: 10_000, max: 10_000 } }, { random: () => 0.99 })],

@@ -13,6 +13,7 @@ export { waitFor, sleep, staysTrue } from "./wait.js";
 export { expectNoActiveConnections, resourceBaseline, leakedResources, expectNoLeakedResources } from "./leaks.js";
 export { startBlackhole, type Blackhole } from "./blackhole.js";
 export { startProxy, type StartedProxy } from "./proxy.js";
+export { useTcpFixture, type TcpFixture } from "./tcp-fixture.js";
 export {
   startRawBackend,
   rawRequest,
