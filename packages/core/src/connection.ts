@@ -3,6 +3,7 @@ import type { CloseInfo, CloseReason } from "./hooks.js";
 import type { ConnectionInfo } from "./messages.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
+import { clock } from "./idle.js";
 import { formatTarget } from "./routing/target.js";
 import type { ListenerConfig, Target } from "./types.js";
 
@@ -25,9 +26,7 @@ const idPrefix = process.pid.toString(36);
  * All of it is released by one idempotent `destroy(reason)`; there is no second cleanup path.
  */
 export class Connection {
-  readonly id: string;
   readonly listener: Readonly<ListenerConfig>;
-  readonly info: ConnectionInfo & { tls: boolean; servername?: string | undefined };
   readonly startedAt = Date.now();
   /** the raw accepted socket; its byte counters are the one place bytes are counted */
   readonly rawSocket: Socket;
@@ -39,10 +38,17 @@ export class Connection {
   upstream: Socket | undefined;
   /** set when the proxy closes gracefully: finish the current message, then close */
   draining = false;
+  /** idle timeout of a relayed connection (0: not watched); see idle.ts */
+  idleMs = 0;
+  /** coarse time of the last relayed chunk */
+  activeAt = 0;
 
   /** the proxy that accepted it: resolve, dial, logger, timeouts */
   readonly proxy: Proxy;
   // created on first use: an idle proxied connection should cost as little memory as possible
+  readonly #seq: number;
+  #id: string | undefined;
+  #info: Info | undefined;
   #abort: AbortController | undefined;
   // the balancer slot this connection holds (least-connections bookkeeping), released on destroy
   #leaseRoute: Route | undefined;
@@ -50,16 +56,45 @@ export class Connection {
   #timers: Map<string, NodeJS.Timeout> | undefined;
   #cleanups: Array<(reason: CloseReason) => void> | undefined;
   #drainHandler: (() => void) | undefined;
-  #clientCloseHandler: (() => void) | undefined;
+  #clientCloseHandler: ((conn: Connection) => void) | undefined;
   #closeReason: CloseReason | undefined;
 
   constructor(proxy: Proxy, listener: Readonly<ListenerConfig>, socket: Socket) {
     this.proxy = proxy;
-    this.id = `${idPrefix}-${(++nextId).toString(36)}`;
+    this.#seq = ++nextId;
     this.listener = listener;
     this.rawSocket = socket;
     this.socket = socket;
-    this.info = new Info(this.id, listener, socket);
+  }
+
+  /** unique in this process: the pid and a sequence number, base 36 */
+  get id(): string {
+    return (this.#id ??= `${idPrefix}-${this.#seq.toString(36)}`);
+  }
+
+  /** what hooks, events and logs see of the client side */
+  get info(): ConnectionInfo & { tls: boolean; servername?: string | undefined } {
+    return (this.#info ??= new Info(this.id, this.listener, this.rawSocket));
+  }
+
+  /** the client's address ("::ffff:" stripped from IPv4-mapped addresses) */
+  get clientIp(): string {
+    return this.#info?.clientIp ?? normalizeAddress(this.rawSocket.remoteAddress ?? "");
+  }
+
+  /**
+   * Watches a relayed connection for idleness: it is destroyed with "idle-timeout" once no chunk
+   * moved either way for `ms` (0: never). The relay calls `touch()` for every chunk.
+   */
+  watchIdle(ms: number): void {
+    if (this.destroyed || this.idleMs > 0 || !(ms > 0)) return;
+    this.activeAt = this.proxy.idleSweeper.watch(ms);
+    this.idleMs = ms;
+  }
+
+  /** Records traffic for the idle timeout. */
+  touch(): void {
+    this.activeAt = clock.now;
   }
 
   /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
@@ -131,13 +166,13 @@ export class Connection {
    * Replaces what happens when the client socket closes. By default the connection is destroyed
    * with "client-closed"; the relay counts it as one side of a normal close instead.
    */
-  onClientClose(fn: () => void): void {
+  onClientClose(fn: (conn: Connection) => void): void {
     this.#clientCloseHandler = fn;
   }
 
   /** Called by the proxy when the accepted socket emits "close". */
   clientClosed(): void {
-    if (this.#clientCloseHandler) this.#clientCloseHandler();
+    if (this.#clientCloseHandler) this.#clientCloseHandler(this);
     else this.destroy("client-closed");
   }
 
@@ -159,6 +194,10 @@ export class Connection {
     }
     this.#abort?.abort(CLOSED);
     this.#releaseLease();
+    if (this.idleMs > 0) {
+      this.idleMs = 0;
+      this.proxy.idleSweeper.unwatch();
+    }
     const cleanups = this.#cleanups ?? [];
     this.#cleanups = undefined;
     for (const fn of cleanups) {

@@ -17,6 +17,8 @@ export interface DialOptions {
    * dial) without an AbortSignal; the connection uses this, as signals cost per connection.
    */
   onSocket?: ((socket: Socket) => void) | undefined;
+  /** keep the socket writable after the peer's FIN (byte relays); default false */
+  allowHalfOpen?: boolean | undefined;
   /** apply the SSRF guard (targets from a dynamic resolver); `allow` lists permitted ranges */
   guard?: { allow?: IpMatcher | undefined } | false | undefined;
 }
@@ -40,6 +42,7 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
       port: target.port,
       autoSelectFamily: true,
       noDelay: true,
+      allowHalfOpen: options.allowHalfOpen === true,
       ...(lookup ? { lookup } : {}),
     };
     let socket: Socket;

@@ -6,6 +6,7 @@ import { dial } from "./dialer.js";
 import { ConfigError, PluginError, ProxyError, ResolveError, RouteNotFoundError, UpstreamConnectError } from "./errors.js";
 import type { ProxyEvents } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
+import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
@@ -86,6 +87,8 @@ export class Proxy {
   readonly #listeners = new Map<string, ListenerRuntime>();
   readonly #protocols = new Map<string, ProtocolHandler>();
   readonly #connections = new Set<Connection>();
+  /** @internal idle timeouts of relayed connections, one sweep for all (idle.ts) */
+  readonly idleSweeper = new IdleSweeper(this.#connections);
   readonly #stats = new StatsCollector();
   readonly #plugins: ProxyPlugin[];
   readonly #ssrfAllow: IpMatcher | undefined;
@@ -240,13 +243,14 @@ export class Proxy {
 
   #accept(l: ListenerRuntime, socket: Socket): void {
     const conn = new Connection(this, l.config, socket);
-    socket.on("error", (err) => conn.destroy("client-error", err));
-    // "close" fires once; `on` avoids the bound wrapper `once` allocates per socket
-    socket.on("close", () => conn.clientClosed());
+    // shared handlers (no closures per connection): they find the connection on the socket
+    (socket as AcceptedSocket)[kConnection] = conn;
+    socket.on("error", onClientError);
+    socket.on("close", onClientClose);
     this.#connections.add(conn);
     this.#stats.opened(l.config.name);
     l.active++;
-    this.events.emit("connectionOpen", conn.info);
+    if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return conn.destroy("shutdown");
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
       this.logger.warn("connection limit reached", { listener: l.config.name, id: conn.id });
@@ -334,11 +338,12 @@ export class Proxy {
    * Dials a target for a connection: connect timeout from its listener, aborted with the
    * connection, SSRF guard when the route is dynamic.
    */
-  dial(conn: Connection, target: Target, dynamic: boolean): Promise<Socket> {
+  dial(conn: Connection, target: Target, dynamic: boolean, options: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
     const guard = dynamic && !this.#ssrfDisabled ? { allow: this.#ssrfAllow } : false;
     return dial(target, {
       timeoutMs: this.timeoutsFor(conn).connect,
       guard,
+      allowHalfOpen: options.allowHalfOpen,
       // the connection owns the socket from the start: destroying the connection ends the dial
       onSocket: (socket) => {
         if (conn.destroyed) socket.destroy();
@@ -364,7 +369,8 @@ export class Proxy {
       if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);
       conn.target = target;
       try {
-        const socket = await this.dial(conn, target, route.dynamic);
+        // a byte relay keeps each direction open until its own FIN (half-close both ways)
+        const socket = await this.dial(conn, target, route.dynamic, { allowHalfOpen: true });
         if (conn.destroyed) {
           socket.destroy();
           throw new UpstreamConnectError("client went away during connect");
@@ -462,4 +468,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+const kConnection = Symbol("switchyard.connection");
+type AcceptedSocket = Socket & { [kConnection]: Connection };
+
+function onClientError(this: AcceptedSocket, err: Error): void {
+  this[kConnection].destroy("client-error", err);
+}
+
+function onClientClose(this: AcceptedSocket): void {
+  this[kConnection].clientClosed();
 }

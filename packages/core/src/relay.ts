@@ -10,33 +10,81 @@ export interface RelayOptions {
   clientEnded?: boolean | undefined;
 }
 
+// The relay keeps no closures per connection: every handler below is shared and finds its
+// socket's peer and connection through two symbol properties. An idle proxied connection then
+// costs the two sockets and the Connection, nothing else (see BENCHMARKS.md, memory per connection).
+const kPeer = Symbol("switchyard.relay.peer");
+const kConn = Symbol("switchyard.relay.connection");
+
+interface RelaySocket extends Socket {
+  [kPeer]: RelaySocket;
+  [kConn]: Connection;
+}
+
+function onData(this: RelaySocket, chunk: Buffer): void {
+  this[kConn].touch();
+  if (!this[kPeer].write(chunk)) this.pause();
+}
+
+function onDrain(this: RelaySocket): void {
+  this[kPeer].resume();
+}
+
+/** a FIN from one side ends the other side's writable (half-close) */
+function onEnd(this: RelaySocket): void {
+  this[kPeer].end();
+}
+
+function onUpstreamError(this: RelaySocket, err: Error): void {
+  this[kConn].destroy("upstream-error", err);
+}
+
+/** the connection is done once both sockets have closed */
+function onSideClosed(this: RelaySocket): void {
+  const peer = this[kPeer];
+  if (peer.closed || peer.destroyed) this[kConn].destroy("done");
+}
+
+function onClientClosed(conn: Connection): void {
+  onSideClosed.call(conn.socket as RelaySocket);
+}
+
+function wire(socket: RelaySocket, peer: RelaySocket, conn: Connection): void {
+  socket[kPeer] = peer;
+  socket[kConn] = conn;
+  socket.on("drain", onDrain);
+  socket.on("end", onEnd);
+}
+
 /**
- * Pipes bytes both ways between client and upstream with backpressure (stream.pipe) and
- * half-close propagation: a FIN from one side ends the other side's writable; the connection
- * closes when both sockets have closed. No per-chunk JavaScript of ours runs. Idle time is
- * measured on the client socket, whose reads and writes carry every byte in both directions.
+ * Moves bytes both ways between client and upstream with backpressure (a side whose peer cannot
+ * take more is paused until the peer drains) and half-close propagation (a FIN from one side
+ * ends the other side's writable); the connection closes when both sockets have closed.
+ * Any chunk read in either direction counts as activity for the idle timeout, which the proxy
+ * checks for all relayed connections at once instead of arming a timer per socket.
  */
 export function relay(conn: Connection, upstream: Socket, options: RelayOptions): void {
-  const client = conn.socket;
+  const client = conn.socket as RelaySocket;
+  const up = upstream as RelaySocket;
   conn.upstream = upstream;
   conn.setState("established");
-  let open = 2;
-  const onClose = () => {
-    if (--open === 0) conn.destroy("done");
-  };
-  // client errors are already handled by the proxy's accept-time handler; the dialer's
-  // placeholder error listener is replaced by ours
+  // client errors are already handled by the proxy's accept-time handler; whatever error
+  // listener the dialer or the pool left on the upstream is replaced by ours
   upstream.removeAllListeners("error");
-  upstream.on("error", (err) => conn.destroy("upstream-error", err));
-  upstream.on("close", onClose); // fires once; `on` saves the wrapper `once` allocates
-  conn.onClientClose(onClose);
-  if (options.idleMs > 0) {
-    client.setTimeout(options.idleMs, () => conn.destroy("idle-timeout"));
-  }
+  upstream.on("error", onUpstreamError);
+  upstream.on("close", onSideClosed);
+  conn.onClientClose(onClientClosed);
+  wire(client, up, conn);
+  wire(up, client, conn);
+  conn.watchIdle(options.idleMs);
   if (options.head) for (const chunk of options.head) upstream.write(chunk);
   if (options.clientEnded) upstream.end();
-  else client.pipe(upstream);
-  upstream.pipe(client);
+  else {
+    client.on("data", onData);
+    client.resume();
+  }
+  upstream.on("data", onData);
+  upstream.resume();
 }
 
 /** Most bytes read from a client while its upstream is being connected. */

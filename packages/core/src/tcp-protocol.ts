@@ -15,8 +15,9 @@ export class TcpProtocol implements ProtocolHandler {
     const key = {
       listener: conn.listener.name,
       protocol: "tcp",
-      clientIp: conn.info.clientIp,
-      ...(conn.info.servername ? { sni: conn.info.servername } : {}),
+      clientIp: conn.clientIp,
+      // only a TLS-terminated connection has an SNI (and builds its info object)
+      ...(conn.socket !== conn.rawSocket && conn.info.servername ? { sni: conn.info.servername } : {}),
     };
     // read from here on so that a client reset or FIN during routing/connect is noticed
     const take = earlyRead(conn.socket);
