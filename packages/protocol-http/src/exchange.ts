@@ -208,8 +208,10 @@ export class Exchange implements PoolWaiter, SocketOwner {
 
   dialNew(): Promise<Socket> {
     const target = this.target!;
-    if (this.route!.dynamic) return this.runtime.proxy.dial(this.conn, target, true);
-    return dial(target, { timeoutMs: this.ropts!.connectTimeout });
+    // half-open capable: a tunnel (after a 101) must keep carrying client bytes after the
+    // upstream's FIN; pooled HTTP use destroys the socket on any 'end' (pool.ts, upstreamLost)
+    if (this.route!.dynamic) return this.runtime.proxy.dial(this.conn, target, true, { allowHalfOpen: true });
+    return dial(target, { timeoutMs: this.ropts!.connectTimeout, allowHalfOpen: true });
   }
 
   poolReady(ps: PooledSocket, fresh: boolean): void {

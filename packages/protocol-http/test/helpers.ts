@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import type { ProxyPlugin, RouteConfig } from "@switchyard/core";
+import type { ListenerTls, ProxyPlugin, RouteConfig } from "@switchyard/core";
 import { HttpProtocol, type HttpListenerOptions } from "@switchyard/protocol-http";
 import {
   expectNoActiveConnections,
@@ -102,10 +102,16 @@ export interface Env {
 /** A proxy with one "web" http listener and the given routes. */
 export async function startHttpProxy(
   routes: RouteConfig[],
-  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[] } = {},
+  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[]; tls?: ListenerTls } = {},
 ): Promise<Env> {
   const protocol = new HttpProtocol(options.defaults ?? {});
-  const listener = { name: "web", protocol: "http", port: 0, ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}) };
+  const listener = {
+    name: "web",
+    protocol: "http",
+    port: 0,
+    ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
   const proxy = await startProxy({ listeners: [listener], routes, plugins: [protocol, ...(options.plugins ?? [])] });
   return closeAfterTest({
     proxy,
