@@ -126,6 +126,7 @@ describe("audit: upstream error mapping", () => {
 
 describe("audit: deadlines", () => {
   let backend: Backend | undefined;
+  let tcp: TestServer | undefined;
   let env: Env | undefined;
 
   it("enforces requestTimeout after the response head went down: the client connection is aborted", async () => {
@@ -144,6 +145,27 @@ describe("audit: deadlines", () => {
     expect(r.outcome).to.equal("aborted");
     expect(Date.now() - t0).to.be.within(250, 2000);
     await waitFor(() => upstreamClosed, 2000, "upstream socket closed");
+  });
+
+  it("never reuses a socket after an upstream headers timeout: the late answer cannot reach the next request", async () => {
+    let n = 0;
+    tcp = await tcpServer((s) =>
+      s.on("data", () => {
+        const id = ++n;
+        // the first answer comes after the proxy gave up on it
+        setTimeout(() => s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr${id}`), id === 1 ? 250 : 0);
+      }),
+    );
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`], options: { upstreamHeadersTimeout: 100 } }]);
+    const c = await rawSocket(env.port);
+    c.socket.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitFor("504");
+    await sleep(200); // the late answer arrives now, on a socket that must be gone
+    c.socket.write("GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    await c.closed;
+    expect(c.received()).to.match(/\r\n\r\nr2$/);
+    expect(c.received()).to.not.include("r1");
+    expect(tcp!.accepted).to.equal(2);
   });
 
   it("treats bodyTimeout as idle time: a request body trickling faster than it is not cut", async () => {
