@@ -59,8 +59,11 @@ export function respondDirect(ex: Exchange, r: DirectResponse): void {
   const headers = toFlat(r.headers ?? []).filter((_, i, a) => i % 2 === 1 ? !/^content-length$/i.test(a[i - 1]!) : !/^content-length$/i.test(a[i]!));
   ex.discardBody = true;
   ex.bodyStream?.resume();
-  ex.writeResponseHead(r.status, undefined, headers, { bodyKind: BODY_LENGTH, contentLength: body.length, reusable: false, connectionTokens: undefined }, `Content-Length: ${body.length}\r\n`);
-  if (ex.method !== "HEAD" && body.length > 0) ex.session.socket.write(body);
+  // 204 and 304 carry no body whatever the tap gave (it would be read as the next response)
+  const bodiless = r.status === 204 || r.status === 304;
+  const extra = bodiless ? "" : `Content-Length: ${body.length}\r\n`;
+  ex.writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined }, extra);
+  if (ex.method !== "HEAD" && !bodiless && body.length > 0) ex.session.socket.write(body);
   ex.downDone = true;
   ex.maybeFinish();
 }

@@ -85,7 +85,8 @@ export function writeResponseHead(ex: Exchange, status: number, message: string 
     keepAliveHeader: f.http10 && !close,
     upgrade: false,
     connectionTokens: rf.connectionTokens,
-    keepLength: framing === BODY_LENGTH || framing === BODY_NONE,
+    // RFC 9110 §8.6: never a Content-Length on a 204 (a sloppy upstream's would desync clients)
+    keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204,
   });
   if (extra !== "") s = s.slice(0, -2) + extra + CRLF;
   ex.session.socket.write(s, "latin1");
@@ -183,7 +184,7 @@ export function startTunnel(ex: Exchange, rest: Buffer): void {
   const upstream = ps.pool.detach(ps);
   const client = ex.session.socket;
   client.write(
-    serializeResponseHead(101, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: true, connectionTokens: undefined, keepLength: true }),
+    serializeResponseHead(101, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: true, connectionTokens: undefined, keepLength: false }),
     "latin1",
   );
   const pending = ex.session.detachForTunnel();

@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import type { TestServer } from "@switchyard/test-utils";
-import { isHttpResponse, type ProxyPlugin } from "./hook-helpers.js";
+import { isHttpRequest, isHttpResponse, type ProxyPlugin } from "./hook-helpers.js";
 import { raw, request, startHttpProxy, statusOf, tcpServer, type Env } from "./helpers.js";
 
 /** A raw backend that records every request head it gets and answers each with `answer`. */
@@ -138,5 +138,40 @@ describe("audit: maxRequestsPerConnection", () => {
     expect(out.match(/HTTP\/1\.1 200/g)).to.have.length(2);
     expect(out).to.match(/Connection: close\r\n\r\nok$/);
     expect(heads.map((h) => h.split(" ")[1])).to.deep.equal(["/1", "/2"]);
+  });
+});
+
+describe("audit: bodiless statuses", () => {
+  let env: Env | undefined;
+
+  it("sends no Content-Length and no body with a 204, even when a sloppy upstream declares one", async () => {
+    const { tcp } = await recordingBackend((head) =>
+      head.startsWith("GET /204") ? "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n" : "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext",
+    );
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
+    const out = await raw(env.port, "GET /204 HTTP/1.1\r\nHost: h\r\n\r\nGET /n HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    const first = out.slice(0, out.indexOf("HTTP/1.1 200"));
+    expect(first).to.match(/^HTTP\/1\.1 204 /);
+    expect(first).to.not.match(/content-length/i);
+    expect(first.endsWith("X-A: 1\r\n\r\n")).to.equal(true);
+    expect(out).to.match(/\r\n\r\nnext$/);
+  });
+
+  it("writes no body after a 204 or 304 that an onRequest tap answers with one", async () => {
+    const tap: ProxyPlugin = {
+      name: "answer",
+      apply(proxy) {
+        proxy.hooks.onRequest.tap("answer", (req) => {
+          if (isHttpRequest(req)) req.respond(req.url === "/304" ? 304 : 204, [["X-T", "1"]], "must not be sent");
+          return req;
+        });
+      },
+    };
+    env = await startHttpProxy([{ targets: ["127.0.0.1:1"] }], { plugins: [tap] });
+    const out = await raw(env.port, "GET /204 HTTP/1.1\r\nHost: h\r\n\r\nGET /304 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    expect([...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).to.deep.equal(["204", "304"]);
+    expect(out).to.not.include("must not be sent");
+    const first = out.slice(0, out.indexOf("HTTP/1.1 304"));
+    expect(first).to.not.match(/content-length/i);
   });
 });
