@@ -59,7 +59,7 @@ export interface HttpListenerOptions extends HttpRequestOptions {
   maxUrlLength?: number;
   /** requests served on one connection before it is closed; 0 = unlimited (default 0) */
   maxRequestsPerConnection?: number;
-  /** pipelined requests read ahead of the one being answered (default 16) */
+  /** accepted and validated but without effect: read-ahead is one socket chunk (see README "Pipelining") */
   maxPipelined?: number;
   /** host globs this listener serves; a request for another Host gets 421 instead of 404 */
   hosts?: string[];

@@ -198,7 +198,7 @@ describe("audit: counters", () => {
   });
 });
 
-describe("audit: tunnel half-close", () => {
+describe("audit: tunnels", () => {
   let tcp: TestServer | undefined;
   let env: Env | undefined;
   const UPGRADE = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n";
@@ -262,5 +262,26 @@ describe("audit: tunnel half-close", () => {
     c.end("last words");
     const out = (await all).toString("latin1");
     expect(out).to.match(/after your FIN: last words$/);
+  });
+  it("carries bytes the client sent right behind the upgrade request (before the 101) into the tunnel", async () => {
+    tcp = await tcpServer((s) => {
+      let buf = "";
+      let upgraded = false;
+      s.on("data", (d: Buffer) => {
+        buf += d.toString("latin1");
+        if (!upgraded && buf.includes("\r\n\r\n")) {
+          upgraded = true;
+          buf = buf.slice(buf.indexOf("\r\n\r\n") + 4);
+          s.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n");
+        }
+        if (upgraded && buf.includes("!")) s.end(`echo:${buf}`);
+      });
+    });
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
+    const c = await connectTo(env.port);
+    const all = readAll(c);
+    c.write(UPGRADE + "early bytes!");
+    const out = (await all).toString("latin1");
+    expect(out).to.match(/^HTTP\/1\.1 101 [^]*\r\n\r\necho:early bytes!$/);
   });
 });
