@@ -16,6 +16,10 @@ export type ConnectionState =
   | "closing"
   | "closed";
 
+/** the connection a socket belongs to, for shared (closure-free) event handlers */
+export const kConnection = Symbol("switchyard.connection");
+export type OwnedSocket = Socket & { [kConnection]: Connection };
+
 let nextId = 0;
 /** one shared abort reason: building a DOMException with a stack per close is measurable */
 const CLOSED = new DOMException("connection closed", "AbortError");
@@ -174,6 +178,13 @@ export class Connection {
   clientClosed(): void {
     if (this.#clientCloseHandler) this.#clientCloseHandler(this);
     else this.destroy("client-closed");
+  }
+
+  /** Relayed connections end normally once the client and the upstream socket have both closed. */
+  closeIfBothSidesClosed(): void {
+    const c = this.socket;
+    const u = this.upstream;
+    if ((c.closed || c.destroyed) && u !== undefined && (u.closed || u.destroyed)) this.destroy("done");
   }
 
   /** Called by the proxy on graceful close. */

@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import type { LookupAddress } from "node:dns";
 import { isIP, type LookupFunction, type Socket, connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { kConnection, type OwnedSocket } from "./connection.js";
 import { SsrfBlockedError, UpstreamConnectError, UpstreamTimeoutError, ProxyError } from "./errors.js";
 import type { IpMatcher } from "./routing/cidr.js";
 import { isRefusedAddress } from "./routing/ssrf.js";
@@ -64,47 +65,74 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
       socket = netConnect(base);
     }
     options.onSocket?.(socket);
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      socket.removeListener("error", onError);
-      socket.removeListener("close", onClose);
-      if (err) {
-        socket.destroy();
-        reject(err);
-      } else {
-        // keep a handler so a later error before the caller attaches its own cannot crash us
-        socket.on("error", noop);
-        resolve(socket);
-      }
-    };
-    const onError = (err: Error) => {
-      finish(
-        err instanceof ProxyError
-          ? err
-          : new UpstreamConnectError(`connect to ${target.host}:${target.port} failed: ${err.message}`, { cause: err }),
-      );
-    };
-    const onAbort = () => finish(new UpstreamConnectError("dial aborted"));
-    const onClose = () => finish(new UpstreamConnectError("dial aborted: socket closed while connecting"));
-    socket.on("error", onError);
-    socket.once("close", onClose);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const state: DialState = { target, resolve, reject, timer: undefined, signal: options.signal, onAbort: undefined };
+    (socket as DialingSocket)[kDial] = state;
+    // shared handlers, never removed: removing a listener deletes a key of the socket's listener
+    // table, which turns it into a dictionary (~450 B per socket); after the dial they do nothing
+    // but keep an error on the socket from being unhandled until its owner attaches its own
+    socket.on("error", onDialError);
+    socket.on("close", onDialClose);
+    socket.on(tlsSocket ? "secureConnect" : "connect", onDialConnect);
+    if (options.signal) {
+      state.onAbort = () => settle(socket as DialingSocket, new UpstreamConnectError("dial aborted"));
+      options.signal.addEventListener("abort", state.onAbort, { once: true });
+    }
     if (options.timeoutMs > 0) {
-      timer = setTimeout(
-        () => finish(new UpstreamTimeoutError("connect", `connect to ${target.host}:${target.port} timed out`)),
+      state.timer = setTimeout(
+        () => settle(socket as DialingSocket, new UpstreamTimeoutError("connect", `connect to ${target.host}:${target.port} timed out`)),
         options.timeoutMs,
       );
     }
-    socket.once(tlsSocket ? "secureConnect" : "connect", () => finish());
   });
 }
 
-function noop(): void {}
+const kDial = Symbol("switchyard.dial");
+
+interface DialState {
+  target: Target;
+  resolve: (socket: Socket) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+type DialingSocket = Socket & { [kDial]: DialState | undefined };
+
+/**
+ * The dial's error handler. It stays on the socket after the dial: until a relay owns the socket
+ * it keeps an error from being unhandled; once a relay does, it reports to the connection (so the
+ * relay adds no listener of its own: a second one would turn the entry into an array).
+ */
+export function onDialError(this: DialingSocket, err: Error): void {
+  const t = this[kDial]?.target;
+  if (!t) return void (this as unknown as Partial<OwnedSocket>)[kConnection]?.destroy("upstream-error", err);
+  settle(this, err instanceof ProxyError ? err : new UpstreamConnectError(`connect to ${t.host}:${t.port} failed: ${err.message}`, { cause: err }));
+}
+
+/** The dial's close handler; after the dial it tells a relaying connection that this side closed. */
+export function onDialClose(this: DialingSocket): void {
+  if (!this[kDial]) return void (this as unknown as Partial<OwnedSocket>)[kConnection]?.closeIfBothSidesClosed();
+  settle(this, new UpstreamConnectError("dial aborted: socket closed while connecting"));
+}
+
+function onDialConnect(this: DialingSocket): void {
+  settle(this);
+}
+
+/** Settles a dial exactly once; a failed dial's socket is destroyed. */
+function settle(socket: DialingSocket, err?: Error): void {
+  const state = socket[kDial];
+  if (!state) return;
+  socket[kDial] = undefined;
+  if (state.timer) clearTimeout(state.timer);
+  if (state.onAbort) state.signal?.removeEventListener("abort", state.onAbort);
+  if (err) {
+    socket.destroy();
+    state.reject(err);
+  } else state.resolve(socket);
+}
+
 
 async function checkedAddresses(
   host: string,

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { EventEmitter } from "eventemitter3";
-import { Connection } from "./connection.js";
+import { Connection, kConnection, type OwnedSocket } from "./connection.js";
 import { dial } from "./dialer.js";
 import { ConfigError, PluginError, ProxyError, ResolveError, RouteNotFoundError, UpstreamConnectError } from "./errors.js";
 import type { ProxyEvents } from "./events.js";
@@ -470,8 +470,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const kConnection = Symbol("switchyard.connection");
-type AcceptedSocket = Socket & { [kConnection]: Connection };
+type AcceptedSocket = OwnedSocket;
 
 function onClientError(this: AcceptedSocket, err: Error): void {
   this[kConnection].destroy("client-error", err);

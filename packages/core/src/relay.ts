@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
-import type { Connection } from "./connection.js";
+import { kConnection, type Connection, type OwnedSocket } from "./connection.js";
+import { onDialClose, onDialError } from "./dialer.js";
 
 export interface RelayOptions {
   /** close after this long without traffic in either direction (0: never) */
@@ -11,49 +12,51 @@ export interface RelayOptions {
 }
 
 // The relay keeps no closures per connection: every handler below is shared and finds its
-// socket's peer and connection through two symbol properties. An idle proxied connection then
-// costs the two sockets and the Connection, nothing else (see BENCHMARKS.md, memory per connection).
-const kPeer = Symbol("switchyard.relay.peer");
-const kConn = Symbol("switchyard.relay.connection");
+// connection through one symbol property on the socket, and the peer through the connection.
+// An idle proxied connection then costs the two sockets and the Connection, nothing else
+// (see BENCHMARKS.md, memory per connection).
+type RelaySocket = OwnedSocket;
 
-interface RelaySocket extends Socket {
-  [kPeer]: RelaySocket;
-  [kConn]: Connection;
+function peerOf(socket: RelaySocket): Socket {
+  const conn = socket[kConnection];
+  return socket === conn.upstream ? conn.socket : conn.upstream!;
 }
 
 function onData(this: RelaySocket, chunk: Buffer): void {
-  this[kConn].touch();
-  if (!this[kPeer].write(chunk)) this.pause();
+  this[kConnection].touch();
+  if (!peerOf(this).write(chunk)) this.pause();
 }
 
 function onDrain(this: RelaySocket): void {
-  this[kPeer].resume();
+  peerOf(this).resume();
 }
 
 /** a FIN from one side ends the other side's writable (half-close) */
 function onEnd(this: RelaySocket): void {
-  this[kPeer].end();
+  peerOf(this).end();
 }
 
 function onUpstreamError(this: RelaySocket, err: Error): void {
-  this[kConn].destroy("upstream-error", err);
+  this[kConnection].destroy("upstream-error", err);
 }
 
-/** the connection is done once both sockets have closed */
-function onSideClosed(this: RelaySocket): void {
-  const peer = this[kPeer];
-  if (peer.closed || peer.destroyed) this[kConn].destroy("done");
+function onUpstreamClose(this: RelaySocket): void {
+  this[kConnection].closeIfBothSidesClosed();
 }
 
 function onClientClosed(conn: Connection): void {
-  onSideClosed.call(conn.socket as RelaySocket);
+  conn.closeIfBothSidesClosed();
 }
 
-function wire(socket: RelaySocket, peer: RelaySocket, conn: Connection): void {
-  socket[kPeer] = peer;
-  socket[kConn] = conn;
+function wire(socket: Socket, conn: Connection): void {
+  (socket as RelaySocket)[kConnection] = conn;
   socket.on("drain", onDrain);
   socket.on("end", onEnd);
+  // Node's own "end" listener only matters for sockets that are not half-open; dropping it after
+  // ours is added keeps one listener instead of an array per socket
+  if (socket.allowHalfOpen) {
+    for (const l of socket.listeners("end")) if (l !== onEnd && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
+  }
 }
 
 /**
@@ -68,15 +71,21 @@ export function relay(conn: Connection, upstream: Socket, options: RelayOptions)
   const up = upstream as RelaySocket;
   conn.upstream = upstream;
   conn.setState("established");
-  // client errors are already handled by the proxy's accept-time handler; whatever error
-  // listener the dialer or the pool left on the upstream is replaced by ours
-  upstream.removeAllListeners("error");
-  upstream.on("error", onUpstreamError);
-  upstream.on("close", onSideClosed);
+  // client errors are already handled by the proxy's accept-time handler. A socket from the
+  // dialer keeps the dialer's handlers, which report to the connection once it is set below;
+  // error listeners a previous owner (the HTTP pool) left are replaced by ours.
+  let fromDialer = false;
+  for (const l of upstream.listeners("error")) {
+    if (l === onDialError) fromDialer = true;
+    else upstream.removeListener("error", l as never);
+  }
+  if (!fromDialer) upstream.on("error", onUpstreamError);
+  if (!upstream.listeners("close").includes(onDialClose)) upstream.on("close", onUpstreamClose);
   conn.onClientClose(onClientClosed);
-  wire(client, up, conn);
-  wire(up, client, conn);
+  wire(client, conn);
+  wire(up, conn);
   conn.watchIdle(options.idleMs);
+  if (upstream.destroyed) return conn.destroy("upstream-closed");
   if (options.head) for (const chunk of options.head) upstream.write(chunk);
   if (options.clientEnded) upstream.end();
   else {

@@ -65,6 +65,32 @@ describe("TCP relay", () => {
     expect(p.proxy.stats().closeReasons).to.deep.equal({ "idle-timeout": 1 });
   });
 
+  it("closes the client when the backend resets an established connection, with reason upstream-error", async () => {
+    const backend = await fx.serve(
+      startTcpServer((s) => {
+        s.once("data", () => s.resetAndDestroy());
+      }),
+    );
+    const p = await proxyTo(backend.port);
+    const c = await client(p.port());
+    const closed = waitClose(c);
+    c.on("error", () => {});
+    c.write("trigger");
+    await closed;
+    await waitFor(() => p.proxy.stats().active === 0);
+    expect(p.proxy.stats().closeReasons).to.deep.equal({ "upstream-error": 1 });
+  });
+
+  it("ends with reason done when the backend closes after answering and the client closes too", async () => {
+    const backend = await fx.serve(startTcpServer((s) => s.end("bye")));
+    const p = await proxyTo(backend.port);
+    const c = await client(p.port());
+    expect((await readAll(c)).toString()).to.equal("bye");
+    c.end();
+    await waitFor(() => p.proxy.stats().active === 0);
+    expect(p.proxy.stats().closeReasons).to.deep.equal({ done: 1 });
+  });
+
   it("watches relayed connections for idleness only while they are open", async () => {
     const backend = await fx.serve(startEchoServer());
     const p = await proxyTo(backend.port, { timeouts: { idle: 5000 } });
