@@ -7,6 +7,11 @@ export function serveControl(port, close, stats) {
         globalThis.gc?.();
         await new Promise((r) => setTimeout(r, 20));
       }
+      // bench/tools/heap-per-conn.mjs: a heap snapshot at each measurement
+      if (process.env.BENCH_HEAP_SNAPSHOTS) {
+        const { writeHeapSnapshot } = await import("node:v8");
+        writeHeapSnapshot(`${process.env.BENCH_HEAP_SNAPSHOTS}/${Date.now()}-${process.pid}.heapsnapshot`);
+      }
       const m = process.memoryUsage();
       process.send({ type: "rss", rss: m.rss, heapUsed: m.heapUsed, external: m.external, gc: !!globalThis.gc, stats: stats?.() });
     } else if (msg?.type === "stop") {
