@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import { once } from "node:events";
 import { createHash, randomBytes } from "node:crypto";
 import { expect } from "chai";
@@ -185,34 +186,43 @@ describe("TCP forwarding", () => {
     await waitFor(() => backend.sockets.every((s) => s.destroyed));
   });
 
-  it("releases a client that aborts during a slow onAccept by the handshake deadline", async () => {
-    const backend = await fx.serve(startEchoServer());
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const p = await proxyTo([`127.0.0.1:${backend.port}`], {
-      timeouts: { handshake: 300 },
-      plugins: [
-        {
-          name: "SlowGate",
-          apply(proxy) {
-            proxy.hooks.onAccept.tapPromise("SlowGate", async () => {
-              await gate;
-              return undefined;
-            });
+  // A reset is seen while onAccept runs (the accepted socket is read from the start) and releases
+  // the connection at once; a FIN is a legal half-close, so that client waits for the deadline.
+  for (const abort of [
+    { how: "resets", act: (c: Socket) => c.resetAndDestroy(), reason: "client-error", within: 200 },
+    { how: "half-closes (FIN)", act: (c: Socket) => c.destroy(), reason: "handshake-timeout", within: 900 },
+  ]) {
+    it(`releases a client that ${abort.how} during a slow onAccept (${abort.reason})`, async () => {
+      const backend = await fx.serve(startEchoServer());
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const p = await proxyTo([`127.0.0.1:${backend.port}`], {
+        timeouts: { handshake: 400 },
+        plugins: [
+          {
+            name: "SlowGate",
+            apply(proxy) {
+              proxy.hooks.onAccept.tapPromise("SlowGate", async () => {
+                await gate;
+                return undefined;
+              });
+            },
           },
-        },
-      ],
+        ],
+      });
+      const c = await client(p.port());
+      c.on("error", () => {});
+      await waitFor(() => p.proxy.stats().active === 1);
+      const t0 = Date.now();
+      abort.act(c);
+      await expectNoActiveConnections(p.proxy, 2000);
+      expect(Date.now() - t0).to.be.below(abort.within);
+      expect(p.proxy.stats().closeReasons).to.deep.equal({ [abort.reason]: 1 });
+      release();
+      await sleep(20);
+      expect(backend.accepted).to.equal(0);
     });
-    const c = await client(p.port());
-    await waitFor(() => p.proxy.stats().active === 1);
-    // nothing reads a socket before onAccept answers, so the abort is seen at the deadline
-    c.destroy();
-    await expectNoActiveConnections(p.proxy, 1000);
-    expect(p.proxy.stats().closeReasons).to.deep.equal({ "handshake-timeout": 1 });
-    release();
-    await sleep(20);
-    expect(backend.accepted).to.equal(0);
-  });
+  }
 
   it("closes idle connections (traffic in either direction resets the timer)", async () => {
     const backend = await fx.serve(startTcpServer((s) => {
