@@ -1,23 +1,30 @@
-import { once } from "node:events";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { EventEmitter } from "eventemitter3";
 import { Connection, kConnection, type OwnedSocket } from "./connection.js";
 import { dial } from "./dialer.js";
-import { ConfigError, PluginError, ProxyError, ResolveError, RouteNotFoundError, UpstreamConnectError } from "./errors.js";
+import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
 import type { ProxyEvents } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
 import { IdleSweeper } from "./idle.js";
-import type { ProxyRequest, UpstreamResponse } from "./messages.js";
+import type { ProxyRequest } from "./messages.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
-import { CachedResolver } from "./routing/resolver-cache.js";
-import type { ResolveContext, Resolver, ResolverAnswer, Route, RouteMatchResult } from "./routing/route.js";
-import { formatTarget } from "./routing/target.js";
-import { RouteTable, routeFromAnswer } from "./routing/route-table.js";
+import type { Resolver, RouteMatchResult } from "./routing/route.js";
+import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
 import { CertificateStore, upgradeToTls } from "./tls.js";
+import {
+  applyListenerChanges,
+  bindListener,
+  listenerRuntime,
+  unbindListener,
+  type ListenerChanges,
+  type ListenerRuntime,
+} from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
+import { connectWithRetries } from "./upstream-connect.js";
+import { describeKey, tapResolver } from "./routing/resolver-tap.js";
 import {
   DEFAULT_TIMEOUTS,
   type ListenerConfig,
@@ -54,16 +61,7 @@ export interface CloseOptions {
   timeout?: number;
 }
 
-/** Most attempts the core makes for one upstream connect, whatever taps ask. */
-const MAX_CONNECT_ATTEMPTS = 10;
 
-interface ListenerRuntime {
-  config: Readonly<ListenerConfig>;
-  server: Server;
-  certs: CertificateStore | undefined;
-  timeouts: Timeouts;
-  active: number;
-}
 
 /**
  * A multi-protocol reverse proxy: listeners, the plugin registry, hooks and every connection.
@@ -82,7 +80,7 @@ export class Proxy {
   /** report-only events: connection open/close, upstream errors, listening */
   readonly events = new EventEmitter<ProxyEvents>();
   readonly logger: Logger;
-  readonly timeouts: Timeouts;
+  #timeouts: Timeouts;
 
   readonly #listeners = new Map<string, ListenerRuntime>();
   readonly #protocols = new Map<string, ProtocolHandler>();
@@ -100,7 +98,7 @@ export class Proxy {
   constructor(options: ProxyOptions) {
     if (!options || !Array.isArray(options.listeners)) throw new ConfigError("listeners: must be an array");
     this.logger = options.logger ?? createJsonLogger();
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.#routes = new RouteTable(options.routes ?? []);
     this.#ssrfAllow = options.ssrf?.allow?.length ? new IpMatcher(options.ssrf.allow) : undefined;
     this.#ssrfDisabled = options.ssrf?.disabled === true;
@@ -108,16 +106,10 @@ export class Proxy {
     for (const l of options.listeners) {
       if (names.has(l.name)) throw new ConfigError(`listeners: duplicate name "${l.name}"`);
       names.add(l.name);
-      this.#listeners.set(l.name, {
-        config: Object.freeze({ ...l }),
-        server: undefined as unknown as Server,
-        certs: l.tls ? new CertificateStore(l.tls) : undefined,
-        timeouts: { ...this.timeouts, ...l.timeouts },
-        active: 0,
-      });
+      this.#listeners.set(l.name, listenerRuntime(l, this.#timeouts));
     }
     this.registerProtocol(new TcpProtocol());
-    if (options.resolver) this.#tapResolver(options.resolver, options.resolverCacheTtl ?? 0);
+    if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0);
     this.hooks.onResolve.tap({ name: "RouteTable", stage: Stage.DEFAULT_ROUTES }, ({ key }) => this.#routes.match(key));
     this.#plugins = [...(options.plugins ?? [])];
     for (const plugin of this.#plugins) {
@@ -162,25 +154,95 @@ export class Proxy {
         );
       }
     }
-    const bound: Server[] = [];
+    const bound: ListenerRuntime[] = [];
     try {
       for (const l of this.#listeners.values()) {
-        const server = createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (socket) =>
-          this.#accept(l, socket),
-        );
-        server.on("error", (err) => this.logger.error("listener error", { listener: l.config.name, error: err.message }));
-        l.server = server;
-        server.listen(l.config.port, l.config.host ?? "0.0.0.0");
-        await Promise.race([once(server, "listening"), once(server, "error").then(([e]) => Promise.reject(e))]);
-        bound.push(server);
-        this.events.emit("listening", this.#addressOf(l));
+        await this.#bind(l);
+        bound.push(l);
       }
     } catch (err) {
-      for (const s of bound) s.close();
+      await Promise.all(bound.map(unbindListener));
       throw err;
     }
     this.#listening = true;
   }
+
+  async #bind(l: ListenerRuntime): Promise<void> {
+    await bindListener(l, (socket) => this.#accept(l, socket), this.logger);
+    this.events.emit("listening", this.#addressOf(l));
+  }
+
+  /** Proxy-wide default deadlines (a listener's own `timeouts` override them). */
+  get timeouts(): Readonly<Timeouts> {
+    return this.#timeouts;
+  }
+
+  /** Replaces the proxy-wide default deadlines; they apply to every phase that starts from now on. */
+  setTimeouts(timeouts: Partial<Timeouts>): void {
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    for (const l of this.#listeners.values()) l.timeouts = { ...this.#timeouts, ...l.config.timeouts };
+  }
+
+  /**
+   * Adds a listener (bound at once when the proxy is listening). Its name must be new; a listener
+   * being removed keeps its name until its connections are gone.
+   */
+  async addListener(config: ListenerConfig): Promise<void> {
+    if (this.#closing) throw new ConfigError("the proxy is closing");
+    if (this.#listeners.has(config.name) || this.#removing.has(config.name)) {
+      throw new ConfigError(`listeners: duplicate name "${config.name}"`);
+    }
+    if (!this.#protocols.has(config.protocol)) {
+      throw new ConfigError(`listener "${config.name}": no protocol "${config.protocol}" is registered`);
+    }
+    const l = listenerRuntime(config, this.#timeouts);
+    this.#listeners.set(config.name, l);
+    if (!this.#listening) return;
+    try {
+      await this.#bind(l);
+    } catch (err) {
+      this.#listeners.delete(config.name);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops accepting on a listener, lets its connections finish until `timeout`, destroys the rest,
+   * then forgets the listener. Other listeners are untouched.
+   */
+  async removeListener(name: string, options: CloseOptions = {}): Promise<void> {
+    const l = this.#listeners.get(name);
+    if (!l) throw new ConfigError(`no listener "${name}"`);
+    this.#listeners.delete(name);
+    this.#removing.set(name, l);
+    try {
+      const unbound = unbindListener(l);
+      await this.#drain((c) => c.listener.name === name, () => l.active > 0, options.timeout ?? 10_000);
+      await unbound;
+      l.server = undefined;
+    } finally {
+      this.#removing.delete(name);
+    }
+  }
+
+  /**
+   * Changes a bound listener's certificates, deadlines, connection limit or protocol options for
+   * connections accepted from now on (certificate rotation without a restart). Established
+   * connections keep what they started with. A bad certificate throws and changes nothing.
+   */
+  reconfigureListener(name: string, changes: ListenerChanges): void {
+    const l = this.#listeners.get(name);
+    if (!l) throw new ConfigError(`no listener "${name}"`);
+    applyListenerChanges(l, changes, this.#timeouts);
+  }
+
+  /** Listener configs as they are now. */
+  get listeners(): ReadonlyArray<Readonly<ListenerConfig>> {
+    return [...this.#listeners.values()].map((l) => l.config);
+  }
+
+  /** listeners being removed, until their connections are gone (they keep their name) */
+  readonly #removing = new Map<string, ListenerRuntime>();
 
   /** Bound addresses with their real ports. */
   addresses(): ListenerAddress[] {
@@ -195,7 +257,7 @@ export class Proxy {
   }
 
   #addressOf(l: ListenerRuntime): ListenerAddress {
-    const a = l.server.address() as AddressInfo;
+    const a = l.server!.address() as AddressInfo;
     return { name: l.config.name, protocol: l.config.protocol, host: a.address, port: a.port };
   }
 
@@ -204,32 +266,39 @@ export class Proxy {
    * their current message), waits until `timeout`, then destroys what is left.
    */
   async close(options: CloseOptions = {}): Promise<void> {
-    const timeout = options.timeout ?? 10_000;
     this.#closing = true;
-    const closed = [...this.#listeners.values()]
-      .filter((l) => l.server?.listening)
-      .map((l) => new Promise<void>((r) => l.server.close(() => r())));
-    for (const c of this.#connections) c.drain();
-    if (this.#connections.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(finish, timeout);
-        const check = () => {
-          if (this.#connections.size === 0) finish();
-        };
-        function finish() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#onEmpty = check;
-      });
-      this.#onEmpty = undefined;
-      for (const c of [...this.#connections]) c.destroy("shutdown");
-    }
-    await Promise.all(closed);
+    const unbound = [...this.#listeners.values()].map(unbindListener);
+    await this.#drain(() => true, () => this.#connections.size > 0, options.timeout ?? 10_000);
+    await Promise.all(unbound);
     this.#listening = false;
   }
 
-  #onEmpty: (() => void) | undefined;
+  /**
+   * Asks connections to finish (keep-alive sessions close after their current message), waits
+   * until they have closed or `timeout` passed, then destroys what is left.
+   */
+  async #drain(select: (c: Connection) => boolean, open: () => boolean, timeout: number): Promise<void> {
+    for (const c of this.#connections) if (select(c)) c.drain();
+    if (open()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, timeout);
+        const check = () => {
+          if (!open()) finish();
+        };
+        const waiters = this.#closeWaiters;
+        function finish() {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        }
+        waiters.add(check);
+      });
+    }
+    for (const c of [...this.#connections]) if (select(c)) c.destroy("shutdown");
+  }
+
+  /** checks run after each connection closes (draining listeners or the whole proxy) */
+  readonly #closeWaiters = new Set<() => void>();
 
   /** Live counters: active connections per listener and route, totals, bytes. */
   stats(): ProxyStats {
@@ -298,7 +367,7 @@ export class Proxy {
 
   /** Timeouts in force for a connection's listener. */
   timeoutsFor(conn: Connection): Timeouts {
-    return this.#listeners.get(conn.listener.name)?.timeouts ?? this.timeouts;
+    return this.#listeners.get(conn.listener.name)?.timeouts ?? this.#timeouts;
   }
 
   /** Certificate store of a listener with `tls` (for protocols that upgrade in-protocol). */
@@ -356,89 +425,14 @@ export class Proxy {
    * Picks a target of the route and connects, asking `onUpstreamResponse` taps (plugin-retry)
    * whether to try again after a connect failure. Used by L4 protocols; HTTP has its own pool.
    */
-  async connectUpstream(
-    conn: Connection,
-    match: RouteMatchResult,
-    request?: ProxyRequest,
-  ): Promise<{ socket: Socket; target: Target }> {
-    const route = match.route;
-    const tried = new Set<Target>();
-    conn.setState("connecting");
-    for (let attempt = 1; ; attempt++) {
-      const target = request?.target ?? route.balancer.pick(tried) ?? route.balancer.pick();
-      if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);
-      conn.target = target;
-      try {
-        // a byte relay keeps each direction open until its own FIN (half-close both ways)
-        const socket = await this.dial(conn, target, route.dynamic, { allowHalfOpen: true });
-        if (conn.destroyed) {
-          socket.destroy();
-          throw new UpstreamConnectError("client went away during connect");
-        }
-        conn.lease(route, target);
-        return { socket, target };
-      } catch (err) {
-        if (conn.destroyed) throw err;
-        const error = err instanceof ProxyError ? err : new UpstreamConnectError(String(err), { cause: err });
-        this.events.emit("upstreamError", { connection: conn.info, target, error });
-        if (!this.hooks.onUpstreamResponse.isUsed() || attempt >= MAX_CONNECT_ATTEMPTS) throw error;
-        const res: UpstreamResponse = {
-          protocol: conn.listener.protocol,
-          attempt,
-          target,
-          route,
-          error,
-          retryable: true,
-          requestSent: false,
-          retry: undefined,
-        };
-        const out = await this.hooks.onUpstreamResponse.promise(res, request);
-        if (!out.retry || conn.destroyed) throw error;
-        if (out.retry.otherTarget !== false) tried.add(target);
-        await sleep(out.retry.delayMs, conn.signal);
-        if (conn.destroyed) throw error;
-      }
-    }
-  }
-
-  #tapResolver(resolver: Resolver, ttl: number): void {
-    const r = ttl > 0 ? new CachedResolver(resolver, { ttlMs: ttl }) : resolver;
-    this.hooks.onResolve.tapPromise({ name: "Resolver", stage: Stage.ROUTE }, async ({ key, connection }) => {
-      const ctx: ResolveContext = { connectionId: connection.id, signal: connection.signal };
-      let answer;
-      try {
-        answer = await r.resolve(key, ctx);
-      } catch (err) {
-        if (err instanceof ResolveError) throw err;
-        throw new ResolveError("INTERNAL", `resolver failed: ${(err as Error)?.message ?? err}`, { cause: err });
-      }
-      return { route: this.#dynamicRoute(answer, `resolver:${describeKey(key)}`), params: {} };
-    });
-  }
-
-  readonly #dynamicRoutes = new Map<string, Route>();
-
-  /**
-   * Keeps one Route per resolver answer (by key and targets) so its balancer state (round-robin
-   * position, least-connections counts) survives across lookups. Bounded; oldest dropped first.
-   */
-  #dynamicRoute(answer: ResolverAnswer, name: string): Route {
-    const fresh = routeFromAnswer(answer, name);
-    const id = `${name}|${fresh.lb}|${fresh.targets.map(formatTarget).join(",")}`;
-    const known = this.#dynamicRoutes.get(id);
-    if (known) return known;
-    if (this.#dynamicRoutes.size >= 10_000) {
-      const oldest = this.#dynamicRoutes.keys().next().value;
-      if (oldest !== undefined) this.#dynamicRoutes.delete(oldest);
-    }
-    this.#dynamicRoutes.set(id, fresh);
-    return fresh;
+  connectUpstream(conn: Connection, match: RouteMatchResult, request?: ProxyRequest): Promise<{ socket: Socket; target: Target }> {
+    return connectWithRetries(this, conn, match, request);
   }
 
   /** @internal called once by Connection.destroy */
   connectionClosed(conn: Connection, info: CloseInfo): void {
     if (!this.#connections.delete(conn)) return;
-    const l = this.#listeners.get(conn.listener.name);
+    const l = this.#listeners.get(conn.listener.name) ?? this.#removing.get(conn.listener.name);
     if (l) l.active--;
     this.#stats.closed(conn.listener.name, conn.route?.name, info);
     try {
@@ -446,29 +440,12 @@ export class Proxy {
     } catch (err) {
       this.logger.error("onClose tap failed", { id: conn.id, error: (err as Error).message });
     }
-    this.events.emit("connectionClose", conn.info, info);
-    if (this.#connections.size === 0) this.#onEmpty?.();
+    if (this.events.listenerCount("connectionClose") > 0) this.events.emit("connectionClose", conn.info, info);
+    for (const check of this.#closeWaiters) check();
   }
 }
 
-function describeKey(key: RouteKey): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(key)) if (v !== undefined && k !== "clientIp") parts.push(`${k}=${v}`);
-  return parts.join(" ");
-}
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
 
 type AcceptedSocket = OwnedSocket;
 

@@ -1,0 +1,56 @@
+import { ResolveError } from "../errors.js";
+import type { ProxyHooks } from "../hooks.js";
+import { Stage } from "../stage.js";
+import type { RouteKey } from "../types.js";
+import { CachedResolver } from "./resolver-cache.js";
+import type { ResolveContext, Resolver, ResolverAnswer, Route } from "./route.js";
+import { routeFromAnswer } from "./route-table.js";
+import { formatTarget } from "./target.js";
+
+/** "host=a.example listener=web" — a key for messages (the client address left out). */
+export function describeKey(key: RouteKey): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(key)) if (v !== undefined && k !== "clientIp") parts.push(`${k}=${v}`);
+  return parts.join(" ");
+}
+
+/**
+ * Taps a dynamic resolver on `onResolve` at Stage.ROUTE (before the route table), optionally
+ * behind a TTL cache. Its errors keep their ResolveError code; anything else becomes INTERNAL.
+ */
+export function tapResolver(hooks: ProxyHooks, resolver: Resolver, ttl: number): void {
+  const r = ttl > 0 ? new CachedResolver(resolver, { ttlMs: ttl }) : resolver;
+  const routes = new DynamicRoutes();
+  hooks.onResolve.tapPromise({ name: "Resolver", stage: Stage.ROUTE }, async ({ key, connection }) => {
+    const ctx: ResolveContext = { connectionId: connection.id, signal: connection.signal };
+    let answer;
+    try {
+      answer = await r.resolve(key, ctx);
+    } catch (err) {
+      if (err instanceof ResolveError) throw err;
+      throw new ResolveError("INTERNAL", `resolver failed: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+    return { route: routes.get(answer, `resolver:${describeKey(key)}`), params: {} };
+  });
+}
+
+/**
+ * One Route per resolver answer (by key and targets), so its balancer state (round-robin
+ * position, least-connections counts) survives across lookups. Bounded; oldest dropped first.
+ */
+class DynamicRoutes {
+  readonly #routes = new Map<string, Route>();
+
+  get(answer: ResolverAnswer, name: string): Route {
+    const fresh = routeFromAnswer(answer, name);
+    const id = `${name}|${fresh.lb}|${fresh.targets.map(formatTarget).join(",")}`;
+    const known = this.#routes.get(id);
+    if (known) return known;
+    if (this.#routes.size >= 10_000) {
+      const oldest = this.#routes.keys().next().value;
+      if (oldest !== undefined) this.#routes.delete(oldest);
+    }
+    this.#routes.set(id, fresh);
+    return fresh;
+  }
+}

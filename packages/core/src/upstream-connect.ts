@@ -1,0 +1,74 @@
+import type { Socket } from "node:net";
+import type { Connection } from "./connection.js";
+import { ProxyError, UpstreamConnectError } from "./errors.js";
+import type { ProxyRequest, UpstreamResponse } from "./messages.js";
+import type { Proxy } from "./proxy.js";
+import type { RouteMatchResult } from "./routing/route.js";
+import type { Target } from "./types.js";
+
+/** Most attempts the core makes for one upstream connect, whatever taps ask. */
+const MAX_CONNECT_ATTEMPTS = 10;
+
+/**
+ * The connect loop behind `Proxy.connectUpstream`: picks a target (another one after a failure
+ * when the tap asks), dials it, and after a failure asks `onUpstreamResponse` whether and when to
+ * try again. The client going away ends it at any point.
+ */
+export async function connectWithRetries(
+  proxy: Proxy,
+  conn: Connection,
+  match: RouteMatchResult,
+  request?: ProxyRequest,
+): Promise<{ socket: Socket; target: Target }> {
+  const route = match.route;
+  const tried = new Set<Target>();
+  conn.setState("connecting");
+  for (let attempt = 1; ; attempt++) {
+    const target = request?.target ?? route.balancer.pick(tried) ?? route.balancer.pick();
+    if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);
+    conn.target = target;
+    try {
+      // a byte relay keeps each direction open until its own FIN (half-close both ways)
+      const socket = await proxy.dial(conn, target, route.dynamic, { allowHalfOpen: true });
+      if (conn.destroyed) {
+        socket.destroy();
+        throw new UpstreamConnectError("client went away during connect");
+      }
+      conn.lease(route, target);
+      return { socket, target };
+    } catch (err) {
+      if (conn.destroyed) throw err;
+      const error = err instanceof ProxyError ? err : new UpstreamConnectError(String(err), { cause: err });
+      proxy.events.emit("upstreamError", { connection: conn.info, target, error });
+      if (!proxy.hooks.onUpstreamResponse.isUsed() || attempt >= MAX_CONNECT_ATTEMPTS) throw error;
+      const res: UpstreamResponse = {
+        protocol: conn.listener.protocol,
+        attempt,
+        target,
+        route,
+        error,
+        retryable: true,
+        requestSent: false,
+        retry: undefined,
+      };
+      const out = await proxy.hooks.onUpstreamResponse.promise(res, request);
+      if (!out.retry || conn.destroyed) throw error;
+      if (out.retry.otherTarget !== false) tried.add(target);
+      await sleep(out.retry.delayMs, conn.signal);
+      if (conn.destroyed) throw error;
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
