@@ -106,7 +106,7 @@ export class Proxy {
     for (const l of options.listeners) {
       if (names.has(l.name)) throw new ConfigError(`listeners: duplicate name "${l.name}"`);
       names.add(l.name);
-      this.#listeners.set(l.name, listenerRuntime(l, this.#timeouts));
+      this.#listeners.set(l.name, this.#runtime(l));
     }
     this.registerProtocol(new TcpProtocol());
     if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0);
@@ -184,18 +184,19 @@ export class Proxy {
   }
 
   /**
-   * Adds a listener (bound at once when the proxy is listening). Its name must be new; a listener
-   * being removed keeps its name until its connections are gone.
+   * Adds a listener (bound at once when the proxy is listening). Its name must not be in use; a
+   * listener being removed gives its name up at once (its draining connections keep their own
+   * settings), so remove + add moves a listener to another address.
    */
   async addListener(config: ListenerConfig): Promise<void> {
     if (this.#closing) throw new ConfigError("the proxy is closing");
-    if (this.#listeners.has(config.name) || this.#removing.has(config.name)) {
+    if (this.#listeners.has(config.name)) {
       throw new ConfigError(`listeners: duplicate name "${config.name}"`);
     }
     if (!this.#protocols.has(config.protocol)) {
       throw new ConfigError(`listener "${config.name}": no protocol "${config.protocol}" is registered`);
     }
-    const l = listenerRuntime(config, this.#timeouts);
+    const l = this.#runtime(config);
     this.#listeners.set(config.name, l);
     if (!this.#listening) return;
     try {
@@ -214,15 +215,10 @@ export class Proxy {
     const l = this.#listeners.get(name);
     if (!l) throw new ConfigError(`no listener "${name}"`);
     this.#listeners.delete(name);
-    this.#removing.set(name, l);
-    try {
-      const unbound = unbindListener(l);
-      await this.#drain((c) => c.listener.name === name, () => l.active > 0, options.timeout ?? 10_000);
-      await unbound;
-      l.server = undefined;
-    } finally {
-      this.#removing.delete(name);
-    }
+    const unbound = unbindListener(l);
+    await this.#drain((c) => this.#runtimeOf(c) === l, () => l.active > 0, options.timeout ?? 10_000);
+    await unbound;
+    l.server = undefined;
   }
 
   /**
@@ -234,6 +230,7 @@ export class Proxy {
     const l = this.#listeners.get(name);
     if (!l) throw new ConfigError(`no listener "${name}"`);
     applyListenerChanges(l, changes, this.#timeouts);
+    this.#runtimes.set(l.config, l);
   }
 
   /** Listener configs as they are now. */
@@ -241,8 +238,21 @@ export class Proxy {
     return [...this.#listeners.values()].map((l) => l.config);
   }
 
-  /** listeners being removed, until their connections are gone (they keep their name) */
-  readonly #removing = new Map<string, ListenerRuntime>();
+  /**
+   * The runtime behind each listener config object a connection was accepted with (a connection
+   * keeps its config object; reconfiguring or removing a listener does not change it).
+   */
+  readonly #runtimes = new WeakMap<Readonly<ListenerConfig>, ListenerRuntime>();
+
+  #runtime(config: ListenerConfig): ListenerRuntime {
+    const l = listenerRuntime(config, this.#timeouts);
+    this.#runtimes.set(l.config, l);
+    return l;
+  }
+
+  #runtimeOf(conn: Connection): ListenerRuntime | undefined {
+    return this.#runtimes.get(conn.listener);
+  }
 
   /** Bound addresses with their real ports. */
   addresses(): ListenerAddress[] {
@@ -367,12 +377,12 @@ export class Proxy {
 
   /** Timeouts in force for a connection's listener. */
   timeoutsFor(conn: Connection): Timeouts {
-    return this.#listeners.get(conn.listener.name)?.timeouts ?? this.#timeouts;
+    return this.#runtimeOf(conn)?.timeouts ?? this.#timeouts;
   }
 
   /** Certificate store of a listener with `tls` (for protocols that upgrade in-protocol). */
   certificatesFor(conn: Connection): CertificateStore | undefined {
-    return this.#listeners.get(conn.listener.name)?.certs;
+    return this.#runtimeOf(conn)?.certs;
   }
 
   /**
@@ -432,7 +442,7 @@ export class Proxy {
   /** @internal called once by Connection.destroy */
   connectionClosed(conn: Connection, info: CloseInfo): void {
     if (!this.#connections.delete(conn)) return;
-    const l = this.#listeners.get(conn.listener.name) ?? this.#removing.get(conn.listener.name);
+    const l = this.#runtimeOf(conn);
     if (l) l.active--;
     this.#stats.closed(conn.listener.name, conn.route?.name, info);
     try {
