@@ -6,7 +6,7 @@ import { PluginError, UpstreamTimeoutError, type DirectResponse } from "@switchy
 import { errorResponse, HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
 import { runErrorHook } from "./exchange-hooks.js";
 import type { Exchange } from "./exchange.js";
-import { BODY_LENGTH, BODY_NONE, toFlat } from "./head.js";
+import { bodilessStatus, BODY_LENGTH, BODY_NONE, toFlat } from "./head.js";
 import { T_BODY, T_REQUEST, T_UPSTREAM_HEADERS } from "./internal/phases.js";
 
 export function upstreamFailed(ex: Exchange, err: Error, requestSent: boolean): void {
@@ -59,8 +59,8 @@ export function respondDirect(ex: Exchange, r: DirectResponse): void {
   const headers = toFlat(r.headers ?? []).filter((_, i, a) => i % 2 === 1 ? !/^content-length$/i.test(a[i - 1]!) : !/^content-length$/i.test(a[i]!));
   ex.discardBody = true;
   ex.bodyStream?.resume();
-  // 204 and 304 carry no body whatever the tap gave (it would be read as the next response)
-  const bodiless = r.status === 204 || r.status === 304;
+  // 204, 304 and 1xx carry no body whatever the tap gave (it would be read as the next response)
+  const bodiless = bodilessStatus(r.status);
   const extra = bodiless ? "" : `Content-Length: ${body.length}\r\n`;
   ex.writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined }, extra);
   if (ex.method !== "HEAD" && !bodiless && body.length > 0) ex.session.socket.write(body);

@@ -7,7 +7,8 @@ import { Readable } from "node:stream";
 import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type ProxyError, type RouteMatchResult } from "@switchyard/core";
 import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
-import { authorityOf, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
+import { writeBodiless } from "./exchange-response.js";
+import { authorityOf, bodilessStatus, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -173,7 +174,10 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     else if (ex.ps !== undefined) ex.releaseUpstream(true);
     return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
   }
-  ex.writeResponseHead(out.status ?? 502, out.statusMessage, out.headers, rf, "");
+  const status = out.status ?? 502;
+  // a tap made it a 204/304/1xx: a body would be read as the next response
+  if (rf.bodyKind !== BODY_NONE && bodilessStatus(status)) return writeBodiless(ex, status, out.statusMessage, out.headers, rf);
+  ex.writeResponseHead(status, out.statusMessage, out.headers, rf, "");
   if (body === undefined) {
     // nobody opened the body: send what was held, then go direct
     const held = ex.resHold;

@@ -20,6 +20,7 @@ import {
 } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { T_BODY } from "./internal/phases.js";
+import { DRAIN_LIMIT, ResponseDrain } from "./response-drain.js";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const QUEUE_HIGH_WATER = 64 * 1024;
@@ -62,7 +63,9 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
 export function writeResponseHead(ex: Exchange, status: number, message: string | undefined, headers: Headers, rf: ResponseFacts, extra: string): void {
   const f = ex.facts;
   const bodyPending = !ex.requestComplete && f.bodyKind !== BODY_NONE;
-  let close = !ex.session.keepAlive || bodyPending;
+  // a 1xx in the final response's place (a tap's choice): no final response follows, so the
+  // client would take its next response for this request's: close after it
+  let close = !ex.session.keepAlive || bodyPending || status < 200;
   let framing = rf.bodyKind;
   if (framing === BODY_CHUNKED || framing === BODY_CLOSE) {
     if (f.http10) {
@@ -85,11 +88,43 @@ export function writeResponseHead(ex: Exchange, status: number, message: string 
     keepAliveHeader: f.http10 && !close,
     upgrade: false,
     connectionTokens: rf.connectionTokens,
-    // RFC 9110 §8.6: never a Content-Length on a 204 (a sloppy upstream's would desync clients)
-    keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204,
+    // RFC 9110 §8.6: never a Content-Length on a 204 or 1xx (a sloppy upstream's would desync clients)
+    keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204 && status >= 200,
   });
   if (extra !== "") s = s.slice(0, -2) + extra + CRLF;
   ex.session.socket.write(s, "latin1");
+}
+
+/**
+ * A tap turned the response into one that carries no body (204, 304, 1xx): the head goes down
+ * alone and the exchange is over for the client. Body bytes already held are dropped; the rest
+ * is drained in the background when the socket could be reused, otherwise the socket closes.
+ */
+export function writeBodiless(ex: Exchange, status: number, message: string | undefined, headers: Headers, rf: ResponseFacts): void {
+  ex.writeResponseHead(status, message, headers, { ...rf, bodyKind: BODY_NONE }, "");
+  if (!ex.upDone) ex.resStream?.destroy();
+  const held = ex.resHoldBytes;
+  ex.resHold = undefined;
+  ex.resHoldBytes = 0;
+  ex.resStream = undefined;
+  ex.hooked = false;
+  ex.endDown();
+  if (!ex.upDone && ex.ps !== undefined) drainUpstream(ex, rf, held);
+  ex.maybeFinish();
+}
+
+function drainUpstream(ex: Exchange, rf: ResponseFacts, held: number): void {
+  const up = ex.up!;
+  // a sync tap decides inside the framer's onHead: stop it there, onUpstreamData hands the
+  // rest of the chunk to the drain (and a dropped socket's framer is never run again)
+  up.framer.stop = true;
+  const drainable = rf.reusable && ex.upstreamDone && !ex.runtime.proxy.closing && rf.bodyKind !== BODY_CLOSE && rf.contentLength <= DRAIN_LIMIT;
+  if (!drainable) return ex.dropUpstream();
+  const ps = ex.ps!;
+  ex.ps = undefined;
+  ex.up = undefined;
+  ex.upstreamPaused = false;
+  new ResponseDrain(ps, up, ex.runtime.proxy, held, ex.ropts!.bodyTimeout);
 }
 
 export function onResponseBody(ex: Exchange, chunk: Buffer): void {

@@ -35,14 +35,15 @@ import { T_UPSTREAM_HEADERS } from "./internal/phases.js";
 import type { HttpRequest } from "./message.js";
 import type { ResolvedRouteOptions } from "./options.js";
 import type { PooledSocket, PoolWaiter, SocketOwner } from "./pool.js";
+import { ResponseDrain, type ResponseSink } from "./response-drain.js";
 import type { ProtocolRuntime } from "./runtime.js";
 import type { Session } from "./session.js";
 
 
-/** Per upstream socket: its response framer, dispatching to the exchange that owns it. */
+/** Per upstream socket: its response framer, dispatching to the exchange (or drain) that owns it. */
 class UpstreamState implements FramerHandler {
   readonly framer: Framer;
-  ex: Exchange | undefined;
+  ex: ResponseSink | undefined;
   constructor() {
     this.framer = new Framer("response", this, { maxHeaderSize: 64 * 1024, maxHeaderCount: 512, maxUrlLength: 0, strict: false });
   }
@@ -60,7 +61,7 @@ class UpstreamState implements FramerHandler {
   }
 }
 
-export class Exchange implements PoolWaiter, SocketOwner {
+export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   readonly session: Session;
   readonly conn: Connection;
   readonly runtime: ProtocolRuntime;
@@ -279,12 +280,17 @@ export class Exchange implements PoolWaiter, SocketOwner {
 
   onUpstreamData(chunk: Buffer): void {
     const up = this.up!;
+    const ps = this.ps!;
     const client = this.session.socket;
     client.cork();
     const n = up.framer.execute(chunk);
     client.uncork();
     if (n < 0) return this.upstreamFailed(up.framer.error!, true);
-    if (this.ps === undefined) return;
+    if (this.ps === undefined) {
+      // a tap made the response bodiless inside its head: the drain reads the rest
+      if (ps.owner instanceof ResponseDrain && n < chunk.length) ps.owner.onUpstreamData(chunk.subarray(n));
+      return;
+    }
     if (this.upgrading) return this.startTunnel(chunk.subarray(n));
     if (this.upDone) {
       this.releaseUpstream(n === chunk.length);

@@ -246,6 +246,11 @@ export function authorityOf(t: { host: string; port: number; tls?: unknown }): s
   return (t.tls ? t.port === 443 : t.port === 80) ? host : `${host}:${t.port}`;
 }
 
+/** Statuses that never carry a body (RFC 9110 §6.4.1): 1xx, 204, 304 (101 turns into a tunnel). */
+export function bodilessStatus(status: number): boolean {
+  return status < 200 || status === 204 || status === 304;
+}
+
 /** Framing facts of an upstream response head. Throws HttpParseError(502) on bad framing. */
 export interface ResponseFacts {
   bodyKind: BodyKind;
@@ -287,7 +292,7 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
   const status = head.statusCode;
   let bodyKind: BodyKind;
   let contentLength = 0;
-  if (requestMethod === "HEAD" || status < 200 || status === 204 || status === 304) {
+  if (requestMethod === "HEAD" || bodilessStatus(status)) {
     bodyKind = BODY_NONE;
     contentLength = cl !== undefined ? +cl : 0;
   } else if (te) bodyKind = chunked ? BODY_CHUNKED : BODY_CLOSE;

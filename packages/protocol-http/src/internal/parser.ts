@@ -6,6 +6,7 @@
  */
 import httpParserJs from "http-parser-js";
 import { HttpParseError } from "../errors-response.js";
+import { bodilessStatus } from "../head.js";
 
 /** The internals of http-parser-js's HTTPParser we rely on (it ships no such types). */
 interface ParserCore {
@@ -276,7 +277,7 @@ export class Framer {
     if (status < 100) throw new HttpParseError(502, "invalid status code");
     info.statusCode = status;
     info.statusMessage = m[4] ?? "";
-    if (status < 200 || status === 204 || status === 304) p.body_bytes = 0;
+    if (bodilessStatus(status)) p.body_bytes = 0;
     p.state = "HEADER";
   }
 
@@ -312,7 +313,7 @@ export class Framer {
       this.stop = true;
       return 1;
     }
-    if (!request && (status < 200 || status === 204 || status === 304 || this.#method === "HEAD")) return 1;
+    if (!request && (bodilessStatus(status) || this.#method === "HEAD")) return 1;
     if (skip) return 1;
     if (!request && p.body_bytes === null && !p.isChunked) return 0; // close-delimited
     return 0;
