@@ -1,16 +1,22 @@
 /**
  * SIGHUP: re-read the config file, validate it completely, then apply what can change while
- * running — the route table and the options of plugins present before and after (same `use`).
- * Listener, timeout and log changes need a restart: a warning says so. An invalid file changes
- * nothing. Established connections keep the route they were given.
+ * running — listeners (added, removed, moved, certificates rotated: reload-listeners.ts), the
+ * proxy-wide timeouts, the route table, and the options of plugins present before and after
+ * (same `use`). Log settings and added or removed plugins need a restart: a warning says so. An
+ * invalid file changes nothing. Established connections keep the route they were given.
  */
 import { isDeepStrictEqual } from "node:util";
-import type { Logger, Proxy } from "@switchyard/core";
+import type { ListenerConfig, Logger, Proxy } from "@switchyard/core";
 import type { SwitchyardConfig } from "./config.js";
 import { prepareFile, type Prepared, type PreparedPlugin } from "./prepare.js";
+import { reloadListeners } from "./reload-listeners.js";
 
 interface Running {
+  /** the file as started (log settings apply only at start) */
   readonly config: SwitchyardConfig;
+  timeouts: Prepared["timeouts"];
+  /** as applied: certificate files read */
+  listeners: ListenerConfig[];
   plugins: PreparedPlugin[];
   shutdownTimeout: number;
 }
@@ -46,13 +52,22 @@ export class Reloader {
   readonly #file: string;
   readonly #log: Logger;
   readonly #running: Running;
+  readonly #announce: (name: string) => void;
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(proxy: Proxy, prepared: Prepared, file: string, log: Logger) {
+  /** `announce` prints the `listening` line of a listener bound by a reload */
+  constructor(proxy: Proxy, prepared: Prepared, file: string, log: Logger, announce: (name: string) => void = () => {}) {
     this.#proxy = proxy;
     this.#file = file;
     this.#log = log;
-    this.#running = { config: prepared.config, plugins: [...prepared.plugins], shutdownTimeout: prepared.shutdownTimeout };
+    this.#announce = announce;
+    this.#running = {
+      config: prepared.config,
+      timeouts: prepared.timeouts,
+      listeners: prepared.listeners,
+      plugins: [...prepared.plugins],
+      shutdownTimeout: prepared.shutdownTimeout,
+    };
   }
 
   get shutdownTimeout(): number {
@@ -77,14 +92,28 @@ export class Reloader {
     const next = result.prepared;
     const old = this.#running;
     const restart: string[] = [];
-    if (!isDeepStrictEqual(old.config.listeners, next.config.listeners)) restart.push("listeners");
-    if (!isDeepStrictEqual(old.config.timeouts, next.config.timeouts)) restart.push("timeouts");
     if (!isDeepStrictEqual(old.config.log, next.config.log)) restart.push("log");
     const { matched, added, removed } = pair(old.plugins, next.plugins);
     if (added.length > 0) restart.push(`plugins added (${added.join(", ")})`);
     if (removed.length > 0) restart.push(`plugins removed (${removed.join(", ")})`);
 
+    if (!isDeepStrictEqual(old.timeouts, next.timeouts)) {
+      this.#proxy.setTimeouts(next.timeouts ?? {});
+      old.timeouts = next.timeouts;
+    }
     this.#proxy.setRoutes(next.routes);
+    const listeners = await reloadListeners(this.#proxy, old.listeners, next.listeners, {
+      drainMs: next.shutdownTimeout,
+      log,
+      announce: this.#announce,
+    });
+    // a listener that failed to change keeps running as it was (or stays absent); the next
+    // reload sees the difference again and retries
+    old.listeners = next.listeners.flatMap((l) => {
+      if (!listeners.failed.includes(l.name)) return [l];
+      const was = old.listeners.find((w) => w.name === l.name);
+      return was ? [was] : [];
+    });
     const reconfigured: string[] = [];
     for (const [before, after] of matched) {
       if (isDeepStrictEqual(before.options, after.options)) continue;
@@ -103,7 +132,8 @@ export class Reloader {
       }
     }
     old.shutdownTimeout = next.shutdownTimeout;
-    log.info("reload.ok", { file: this.#file, routes: next.routes.length, reconfigured });
+    const { failed, ...listenerChanges } = listeners;
+    log.info("reload.ok", { file: this.#file, routes: next.routes.length, reconfigured, listeners: listenerChanges, ...(failed.length ? { failedListeners: failed } : {}) });
     if (restart.length > 0) {
       log.warn("reload.restart-needed", {
         notApplied: restart,

@@ -96,7 +96,11 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     await options.onClose?.();
     return EXIT_RUNTIME;
   }
-  const reloader = options.file ? new Reloader(proxy, prepared, options.file, log) : undefined;
+  const announce = (name: string) => {
+    const a = proxy.address(name);
+    out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
+  };
+  const reloader = options.file ? new Reloader(proxy, prepared, options.file, log, announce) : undefined;
   const done = new Promise<number>((resolve) => {
     let closing = false;
     const onHup = () => {
@@ -129,7 +133,7 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     // handlers first, so a signal sent as soon as the listening lines appear is handled
     process.on("SIGTERM", onStop).on("SIGINT", onStop).on("SIGHUP", onHup);
   });
-  for (const a of proxy.addresses()) out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
+  for (const a of proxy.addresses()) announce(a.name);
   if (options.banner) out(options.banner(proxy));
   logEvents(proxy, log);
   return { proxy, done };

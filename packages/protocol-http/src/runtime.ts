@@ -10,7 +10,9 @@ export class ProtocolRuntime {
   readonly proxy: Proxy;
   readonly pools = new PoolSet();
   readonly #defaults: HttpListenerOptions;
-  readonly #listeners = new Map<string, ResolvedListenerOptions>();
+  // keyed by the listener config object a connection was accepted with: a listener reconfigured
+  // or re-added under the same name (switchyard's SIGHUP reload) gets its options resolved anew
+  readonly #listeners = new WeakMap<object, ResolvedListenerOptions>();
 
   constructor(proxy: Proxy, defaults: HttpListenerOptions) {
     this.proxy = proxy;
@@ -18,16 +20,11 @@ export class ProtocolRuntime {
   }
 
   optionsFor(conn: Connection): ResolvedListenerOptions {
-    const name = conn.listener.name;
-    let o = this.#listeners.get(name);
+    const listener = conn.listener;
+    let o = this.#listeners.get(listener);
     if (o === undefined) {
-      o = resolveListenerOptions(
-        `listener "${name}"`,
-        this.#defaults,
-        conn.listener.options,
-        this.proxy.timeoutsFor(conn).connect,
-      );
-      this.#listeners.set(name, o);
+      o = resolveListenerOptions(`listener "${listener.name}"`, this.#defaults, listener.options, this.proxy.timeoutsFor(conn).connect);
+      this.#listeners.set(listener, o);
     }
     return o;
   }
