@@ -86,6 +86,19 @@ export function onTimeout(ex: Exchange, kind: number): void {
     return ex.upstreamFailed(new UpstreamTimeoutError("headers", "upstream response head timed out"), true);
   }
   if (ex.headWritten) return ex.conn.destroy("idle-timeout");
-  if (kind === T_BODY && !ex.requestComplete) return ex.respondError(408, new HttpStatusError(408, "PRX_ERR_HTTP_BODY_TIMEOUT", "request body timed out"));
+  if (kind === T_BODY && !ex.requestComplete) {
+    // the client only stalled if we were ready for more of its body
+    if (requestHeldByProxy(ex)) return ex.upstreamFailed(new UpstreamTimeoutError("body", "upstream stopped reading the request body"), true);
+    return ex.respondError(408, new HttpStatusError(408, "PRX_ERR_HTTP_BODY_TIMEOUT", "request body timed out"));
+  }
   ex.upstreamFailed(new UpstreamTimeoutError(kind === T_REQUEST ? "request" : "body"), true);
+}
+
+/**
+ * The proxy holds request bytes it cannot pass on: the client is paused (the upstream socket's
+ * buffer, a tap's body stream or the pre-connect queue is full) or the upstream socket has
+ * unwritten bytes.
+ */
+function requestHeldByProxy(ex: Exchange): boolean {
+  return ex.session.socket.isPaused() || (ex.ps !== undefined && ex.ps.socket.writableLength > 0);
 }
