@@ -2,19 +2,17 @@
  * SIGHUP: re-read the config file, validate it completely, then apply what can change while
  * running — listeners (added, removed, moved, certificates rotated: reload-listeners.ts), the
  * proxy-wide timeouts, the route table, and the options of plugins present before and after
- * (same `use`). Log settings and added or removed plugins need a restart: a warning says so. An
+ * (same `use`), and the log level. Added or removed plugins need a restart: a warning says so. An
  * invalid file changes nothing. Established connections keep the route they were given.
  */
 import { isDeepStrictEqual } from "node:util";
-import type { ListenerConfig, Logger, Proxy } from "@switchyard/core";
-import type { SwitchyardConfig } from "./config.js";
+import type { JsonLogger, ListenerConfig, Proxy } from "@switchyard/core";
 import { prepareFile, type Prepared, type PreparedPlugin } from "./prepare.js";
 import { reloadListeners } from "./reload-listeners.js";
 
 interface Running {
-  /** the file as started (log settings apply only at start) */
-  readonly config: SwitchyardConfig;
   timeouts: Prepared["timeouts"];
+  logLevel: Prepared["logLevel"];
   /** as applied: certificate files read */
   listeners: ListenerConfig[];
   plugins: PreparedPlugin[];
@@ -50,20 +48,20 @@ const describe = (p: PreparedPlugin) => p.key ?? p.plugin.name;
 export class Reloader {
   readonly #proxy: Proxy;
   readonly #file: string;
-  readonly #log: Logger;
+  readonly #log: JsonLogger;
   readonly #running: Running;
   readonly #announce: (name: string) => void;
   #queue: Promise<void> = Promise.resolve();
 
   /** `announce` prints the `listening` line of a listener bound by a reload */
-  constructor(proxy: Proxy, prepared: Prepared, file: string, log: Logger, announce: (name: string) => void = () => {}) {
+  constructor(proxy: Proxy, prepared: Prepared, file: string, log: JsonLogger, announce: (name: string) => void = () => {}) {
     this.#proxy = proxy;
     this.#file = file;
     this.#log = log;
     this.#announce = announce;
     this.#running = {
-      config: prepared.config,
       timeouts: prepared.timeouts,
+      logLevel: prepared.logLevel,
       listeners: prepared.listeners,
       plugins: [...prepared.plugins],
       shutdownTimeout: prepared.shutdownTimeout,
@@ -92,7 +90,10 @@ export class Reloader {
     const next = result.prepared;
     const old = this.#running;
     const restart: string[] = [];
-    if (!isDeepStrictEqual(old.config.log, next.config.log)) restart.push("log");
+    if (old.logLevel !== next.logLevel) {
+      log.setLevel(next.logLevel);
+      old.logLevel = next.logLevel;
+    }
     const { matched, added, removed } = pair(old.plugins, next.plugins);
     if (added.length > 0) restart.push(`plugins added (${added.join(", ")})`);
     if (removed.length > 0) restart.push(`plugins removed (${removed.join(", ")})`);

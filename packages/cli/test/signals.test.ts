@@ -103,6 +103,31 @@ describe("SIGHUP reload", () => {
     });
   }
 
+  it("applies a new log level", async () => {
+    const port = await startBackend("b");
+    const file = tmpFile("c.yaml", yaml(port, "log: { level: warn }\n"));
+    const cli = startCli(["--config", file]);
+    const { edge } = await cli.listening(1);
+    const quiet = await client(edge!);
+    expect(await quiet.ask("a")).to.equal("b:a");
+    quiet.socket.end();
+    await once(quiet.socket, "close");
+    writeFileSync(file, yaml(port, "log: { level: info }\n"));
+    cli.process.kill("SIGHUP");
+    await cli.waitFor(/"msg":"reload\.ok"/); // an info line: printed only once the level changed
+    const loud = await client(edge!);
+    expect(await loud.ask("b")).to.equal("b:b");
+    loud.socket.end();
+    const loudPort = loud.socket.localPort;
+    await cli.waitFor(new RegExp(`"msg":"connection\\.close".*"client":"127\\.0\\.0\\.1:${loudPort}"`));
+    // the connection opened at level warn logged no open line; the one after the reload did
+    const opens = cli.stdout().split("\n").filter((l) => l.includes('"msg":"connection.open"'));
+    expect(opens).to.have.length(1);
+    expect(opens[0]).to.include(`127.0.0.1:${loudPort}`);
+    cli.process.kill("SIGTERM");
+    expect(await cli.exited).to.equal(0);
+  });
+
   it("reconfigures plugins present before and after, and warns about changes that need a restart", async () => {
     const port = await startBackend("b");
     const plugins = (greeting: string, extra = "") => `plugins:
@@ -127,14 +152,13 @@ ${extra}`;
     const cli = startCli(["--config", file]);
     await cli.listening(1);
 
-    const changed = yaml(port, plugins("bonjour", "  - use: ./greeter.mjs\n") + "log: { level: debug }\n");
+    const changed = yaml(port, plugins("bonjour", "  - use: ./greeter.mjs\n"));
     writeFileSync(file, changed);
     cli.process.kill("SIGHUP");
     await cli.waitFor(/^reconfigured \{"greeting":"bonjour"\}$/);
     const warn = await cli.waitFor(/"msg":"reload\.restart-needed"/);
     const notApplied = (JSON.parse(warn.input!) as { notApplied: string[] }).notApplied;
     expect(notApplied).to.deep.equal([
-      "log",
       "plugins added (./greeter.mjs)",
       "./fixed.mjs options (the plugin cannot reconfigure)",
     ]);

@@ -19,6 +19,8 @@ export {
   type ProxyPlugin,
   type ProtocolHandler,
   type Logger,
+  type JsonLogger,
+  type LogLevel,
   createJsonLogger,
   silentLogger,
 } from "./plugin.js";

@@ -36,17 +36,32 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+/** A Logger writing one JSON object per line, whose level can change while running. */
+export interface JsonLogger extends Logger {
+  setLevel(level: LogLevel): void;
+}
+
 export function createJsonLogger(
   write: (line: string) => void = (l) => process.stderr.write(l + "\n"),
-  level: "debug" | "info" | "warn" | "error" | "silent" = "warn",
-): Logger {
+  level: LogLevel = "warn",
+): JsonLogger {
   const order = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
-  const min = order[level];
+  let min = order[level];
   const at = (lvl: "debug" | "info" | "warn" | "error") => (msg: string, fields?: Record<string, unknown>) => {
     if (order[lvl] < min) return;
     write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }));
   };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  return {
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    setLevel(next) {
+      min = order[next];
+    },
+  };
 }
 
 export const silentLogger: Logger = createJsonLogger(() => {}, "silent");
