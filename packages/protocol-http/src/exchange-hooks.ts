@@ -177,7 +177,12 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
   const status = out.status ?? 502;
   // a tap made it a 204/304/1xx: a body would be read as the next response
   if (rf.bodyKind !== BODY_NONE && bodilessStatus(status)) return writeBodiless(ex, status, out.statusMessage, out.headers, rf);
-  ex.writeResponseHead(status, out.statusMessage, out.headers, rf, "");
+  if (rf.bodyKind === BODY_NONE && ex.method !== "HEAD" && !bodilessStatus(status) && bodilessStatus(ex.resHead!.statusCode)) {
+    // and the other way: a 204/304 made a 200 has an empty body, which must be declared (a
+    // 304's Content-Length was the representation's; without one the client reads to the close)
+    const headers = out.headers.filter(([k]) => k.length !== 14 || k.toLowerCase() !== "content-length");
+    ex.writeResponseHead(status, out.statusMessage, headers, rf, "Content-Length: 0\r\n");
+  } else ex.writeResponseHead(status, out.statusMessage, out.headers, rf, "");
   if (body === undefined) {
     // nobody opened the body: send what was held, then go direct
     const held = ex.resHold;
@@ -187,6 +192,9 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     if (held !== undefined) for (const c of held) ex.writeDown(c);
     if (ex.upDone || rf.bodyKind === BODY_NONE) {
       ex.endDown();
+      // a bodiless head decided inside the framer's onHead (sync taps): the completion that
+      // follows at once releases the socket for reuse (finishing now would close it)
+      if (!ex.upDone) return;
       return ex.maybeFinish();
     }
     ex.onClientDrain();

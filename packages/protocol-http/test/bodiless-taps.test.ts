@@ -165,6 +165,29 @@ describe("onUpstreamResponse taps making a response bodiless", () => {
     expect(env2.protocol.poolStats(env2.proxy.proxy)[0]).to.deep.include({ open: 1, idle: 1 });
   });
 
+  it("declares an empty body (Content-Length: 0) when a tap turns an upstream 304 or 204 into a 200", async () => {
+    for (const upstream of ["304 Not Modified\r\nX-Turn: yes\r\nContent-Length: 5", "204 No Content\r\nX-Turn: yes"]) {
+      const { backend } = await backendWith([`HTTP/1.1 ${upstream}\r\n\r\n`]);
+      const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], {
+        plugins: [
+          {
+            name: "ok",
+            apply: (proxy) =>
+              proxy.hooks.onUpstreamResponse.tap("ok", (res) => {
+                if (isHttpResponse(res) && res.headers.some(([k]) => k === "X-Turn")) res.status = 200;
+                return res;
+              }),
+          },
+        ],
+      });
+      const [first, second] = await twoRequests(env);
+      expect(first).to.deep.include({ status: 200, body: "" });
+      expect(first!.headers.filter(([k]) => k === "content-length")).to.deep.equal([["content-length", "0"]]);
+      expect(second).to.deep.include({ status: 200, body: "second" });
+      expect(backend.sockets.length).to.equal(1);
+    }
+  });
+
   it("sends a tap's 1xx in the final response's place without a body, then closes the client connection", async () => {
     const { backend } = await backendWith([`${HEAD}Content-Length: 5\r\n\r\nhello`]);
     const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], { plugins: [tapStatus(103)] });
