@@ -175,6 +175,10 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     return ex.retry(out.retry.delayMs, out.retry.otherTarget !== false);
   }
   const status = out.status ?? 502;
+  // a tap that changed the status but not the reason phrase gets the standard phrase, not the
+  // upstream's ("204 No Content", not "204 OK")
+  const upstreamHead = ex.resHead!;
+  if (status !== upstreamHead.statusCode && out.statusMessage === upstreamHead.statusMessage) out.statusMessage = undefined;
   // a tap made it a 204/304/1xx: a body would be read as the next response
   if (rf.bodyKind !== BODY_NONE && bodilessStatus(status)) return writeBodiless(ex, status, out.statusMessage, out.headers, rf);
   if (rf.bodyKind === BODY_NONE && ex.method !== "HEAD" && !bodilessStatus(status) && bodilessStatus(ex.resHead!.statusCode)) {

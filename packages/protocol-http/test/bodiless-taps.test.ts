@@ -10,6 +10,8 @@ import { isHttpResponse, type ProxyPlugin } from "./hook-helpers.js";
 import { closeAfterTest, rawSocket, startHttpProxy, type Env } from "./helpers.js";
 
 interface Parsed {
+  /** the status line */
+  line: string;
   status: number;
   headers: Array<[string, string]>;
   body: string;
@@ -36,7 +38,7 @@ function parseResponses(text: string, methods: string[]): Parsed[] {
       body = rest.slice(0, +cl[1]);
       rest = rest.slice(+cl[1]);
     }
-    out.push({ status, headers, body });
+    out.push({ line: first!, status, headers, body });
   }
   return out;
 }
@@ -95,6 +97,8 @@ describe("onUpstreamResponse taps making a response bodiless", () => {
     const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], { plugins: [tapStatus(204)] });
     const [first, second, ...more] = await twoRequests(env);
     expect(first!.status).to.equal(204);
+    // the standard reason phrase, not the upstream's "OK"
+    expect(first!.line).to.equal("HTTP/1.1 204 No Content");
     expect(first!.headers.map(([k]) => k)).to.include("x-turn").and.not.include.members(["content-length", "transfer-encoding"]);
     expect(second).to.deep.include({ status: 200, body: "second" });
     expect(more).to.deep.equal([]);
