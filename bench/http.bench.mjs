@@ -2,12 +2,15 @@
 // 12-byte and 64 KiB responses, against the backend directly, Switchyard (HttpProtocol only),
 // Switchyard with plugin-headers + plugin-retry, node-http-proxy (keep-alive agent),
 // @fastify/http-proxy and nginx (1 worker). Every proxy, the backend and the load generator are
-// separate processes on 127.0.0.1. Env: BENCH_HTTP_SECONDS (8), BENCH_HTTP_CONNS (64).
+// separate processes on 127.0.0.1. Each target is measured BENCH_HTTP_ROUNDS times, the rounds
+// interleaved across targets so that a slow spell of the shared machine hits every target alike;
+// the median round is reported. Env: BENCH_HTTP_SECONDS (5), BENCH_HTTP_ROUNDS (3), BENCH_HTTP_CONNS (64).
 import { execFileSync } from "node:child_process";
-import { startServer, table, writeResult, met } from "./lib/proc.mjs";
+import { startServer, table, writeResult, met, median } from "./lib/proc.mjs";
 import { ensureTools, startNginx } from "./http-nginx.mjs";
 
-const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
 const CONNS = Number(process.env.BENCH_HTTP_CONNS ?? 64);
 const out = [];
 const log = (s = "") => {
@@ -66,15 +69,16 @@ await tryStart("fastify-http-proxy", proxyProc("fastify"));
 if (tools.nginx) await tryStart("nginx", () => startNginx(backend.port));
 else notes.push("nginx: skipped (not installed and apt-get unavailable)");
 
-const results = {};
+const rounds = {};
 try {
   for (const [size, path] of [["12 B", "/"], ["64 KiB", "/big"]]) {
-    for (const [name, s] of Object.entries(servers)) {
-      const url = `http://127.0.0.1:${s.port}${path}`;
-      measure(url, 1); // warm-up (JIT, pools)
-      const r = measure(url, SECONDS);
-      (results[size] ??= {})[name] = r;
-      console.error(`  ${size} ${name}: ${fmt(r.rps)} req/s p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms${r.errors ? ` non-2xx ${r.errors}` : ""}${r.sock ? ` socket errors: ${r.sock}` : ""}`);
+    for (const s of Object.values(servers)) measure(`http://127.0.0.1:${s.port}${path}`, 1); // warm-up (JIT, pools)
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, s] of Object.entries(servers)) {
+        const r = measure(`http://127.0.0.1:${s.port}${path}`, SECONDS);
+        ((rounds[size] ??= {})[name] ??= []).push(r);
+        console.error(`  ${size} ${name} round ${round}: ${fmt(r.rps)} req/s p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms${r.errors ? ` non-2xx ${r.errors}` : ""}${r.sock ? ` socket errors: ${r.sock}` : ""}`);
+      }
     }
   }
 } finally {
@@ -84,10 +88,21 @@ try {
 
 log("## HTTP (L7 reverse proxying)");
 log();
-log(`\`${tool}\` per row (after a 1 s warm-up), one keep-alive backend (node:http, Content-Length responses).`);
+log(`\`${tool}\` per run, ${ROUNDS} rounds interleaved across targets (after a 1 s warm-up each); req/s, p50 and p99 are the medians of the rounds. One keep-alive backend (node:http, Content-Length responses).`);
 log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64.");
 log("Switchyard is `new Proxy({ listeners: [{ protocol: \"http\" }], plugins: [new HttpProtocol()] })` (bench/http-proxy.mjs); \"+plugins\" adds HeadersPlugin and RetryPlugin with default options.");
 log();
+const results = Object.fromEntries(
+  Object.entries(rounds).map(([size, byName]) => [
+    size,
+    Object.fromEntries(
+      Object.entries(byName).map(([name, rs]) => [
+        name,
+        { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), runs: rs.map((r) => r.rps) },
+      ]),
+    ),
+  ]),
+);
 for (const [size, rows] of Object.entries(results)) {
   const base = rows["switchyard"]?.rps;
   const nhp = rows["node-http-proxy"]?.rps;
@@ -96,7 +111,7 @@ for (const [size, rows] of Object.entries(results)) {
   log();
   log(
     table(
-      ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "Switchyard ×"],
+      ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "Switchyard ×", "req/s every round"],
       Object.entries(rows).map(([name, r]) => [
         name,
         fmt(r.rps),
@@ -104,6 +119,7 @@ for (const [size, rows] of Object.entries(results)) {
         fmt(r.p99, 2),
         fmt(r.rps / rows.direct.rps, 2),
         name === "switchyard" || !base ? "" : fmt(base / r.rps, 2),
+        r.runs.map((x) => fmt(x)).join(" / "),
       ]),
     ),
   );
