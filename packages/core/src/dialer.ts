@@ -64,7 +64,6 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
     } else {
       socket = netConnect(base);
     }
-    options.onSocket?.(socket);
     const state: DialState = { target, resolve, reject, timer: undefined, signal: options.signal, onAbort: undefined };
     (socket as DialingSocket)[kDial] = state;
     // shared handlers, never removed: removing a listener deletes a key of the socket's listener
@@ -73,6 +72,8 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
     socket.on("error", onDialError);
     socket.on("close", onDialClose);
     socket.on(tlsSocket ? "secureConnect" : "connect", onDialConnect);
+    // handlers first: an owner that destroys the socket at once still has it fail the dial
+    options.onSocket?.(socket);
     if (options.signal) {
       state.onAbort = () => settle(socket as DialingSocket, new UpstreamConnectError("dial aborted"));
       options.signal.addEventListener("abort", state.onAbort, { once: true });
