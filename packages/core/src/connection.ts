@@ -218,6 +218,9 @@ export class Connection {
         // a cleanup must not stop the others
       }
     }
+    // the info object is built on first use, possibly by a close listener after this point: read
+    // the peer address while the socket can still tell it (Node keeps it once read)
+    if (this.#info === undefined) void this.rawSocket.remoteAddress;
     this.upstream?.destroy();
     if (this.socket !== this.rawSocket) this.socket.destroy();
     this.rawSocket.destroy();

@@ -66,6 +66,21 @@ describe("connection lifecycle", () => {
     await backend.close();
   });
 
+  it("reports the client address of a connection closed before anything asked for it", async () => {
+    const { proxy, port } = await startProxy({
+      listeners: [{ name: "tcp", protocol: "tcp", port: 0, maxConnections: 0 }],
+      routes: [{ targets: ["127.0.0.1:1"] }],
+    });
+    const seen: Array<{ ip: string; port: number; reason: string }> = [];
+    proxy.events.on("connectionClose", (c, info) => seen.push({ ip: c.clientIp, port: c.clientPort, reason: info.reason }));
+    const c = await connectTo(port());
+    const localPort = c.localPort;
+    await waitClose(c);
+    await waitFor(() => seen.length === 1);
+    expect(seen[0]).to.deep.equal({ ip: "127.0.0.1", port: localPort, reason: "rejected" });
+    await proxy.close();
+  });
+
   it("refuses connections over a listener's maxConnections and counts them down again", async () => {
     const backend = await startEchoServer();
     const { proxy, port } = await startProxy({
