@@ -2,12 +2,13 @@
  * One request/response exchange: routing, an upstream socket from the pool, the request head
  * and body forwarded as slices, the response relayed with the framing the client needs, and
  * every failure mapped to a status (or an aborted client connection once bytes went down).
- * With no hook tapped it runs without promises; hook work lives in exchange-hooks.ts.
+ * With no hook tapped it runs without promises. This file holds the state and routing; the
+ * request side, the upstream socket, the response side, failures and hook work live in the
+ * exchange-*.ts files next to it.
  */
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import {
-  dial,
   PluginError,
   type Connection,
   type DirectResponse,
@@ -17,11 +18,13 @@ import {
   type RouteMatchResult,
   type Target,
 } from "@switchyard/core";
-import { HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
+import { statusForError, type HttpParseError } from "./errors-response.js";
 import * as failures from "./exchange-failures.js";
 import { openResponseStream } from "./exchange-hooks.js";
 import * as request from "./exchange-request.js";
 import * as response from "./exchange-response.js";
+import * as upstream from "./exchange-upstream.js";
+import type { UpstreamState } from "./exchange-upstream.js";
 import {
   BODY_CHUNKED,
   BODY_NONE,
@@ -30,36 +33,15 @@ import {
   type ResponseFacts,
   type Headers,
 } from "./head.js";
-import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
+import type { RawHead } from "./internal/parser.js";
 import { T_UPSTREAM_HEADERS } from "./internal/phases.js";
 import type { HttpRequest } from "./message.js";
 import type { ResolvedRouteOptions } from "./options.js";
 import type { PooledSocket, PoolWaiter, SocketOwner } from "./pool.js";
-import { ResponseDrain, type ResponseSink } from "./response-drain.js";
+import type { ResponseSink } from "./response-drain.js";
 import type { ProtocolRuntime } from "./runtime.js";
 import type { Session } from "./session.js";
 
-
-/** Per upstream socket: its response framer, dispatching to the exchange (or drain) that owns it. */
-class UpstreamState implements FramerHandler {
-  readonly framer: Framer;
-  ex: ResponseSink | undefined;
-  constructor() {
-    this.framer = new Framer("response", this, { maxHeaderSize: 64 * 1024, maxHeaderCount: 512, maxUrlLength: 0, strict: false });
-  }
-  onHead(head: RawHead): boolean {
-    return this.ex!.onResponseHead(head);
-  }
-  onBody(chunk: Buffer): void {
-    this.ex!.onResponseBody(chunk);
-  }
-  onTrailers(trailers: string[]): void {
-    this.ex!.resTrailers = trailers;
-  }
-  onComplete(): void {
-    this.ex!.onResponseComplete();
-  }
-}
 
 export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   readonly session: Session;
@@ -190,48 +172,15 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   // ---- upstream socket ----------------------------------------------------------------------
 
   connect(): void {
-    if (this.aborted) return;
-    const target = this.target;
-    if (target === undefined) {
-      return this.respondError(503, new HttpStatusError(503, "PRX_ERR_HTTP_NO_TARGET", "route has no available target"));
-    }
-    this.conn.target = target;
-    this.reused = false;
-    const pool = this.runtime.pools.get(target, this.ropts!.pool);
-    let ps: PooledSocket | undefined;
-    try {
-      ps = pool.acquire(this, this.forceFresh);
-    } catch (err) {
-      return this.upstreamFailed(err as Error, false);
-    }
-    if (ps !== undefined) this.poolReady(ps, false);
+    upstream.connect(this);
   }
 
   dialNew(): Promise<Socket> {
-    const target = this.target!;
-    // half-open capable: a tunnel (after a 101) must keep carrying client bytes after the
-    // upstream's FIN; pooled HTTP use destroys the socket on any 'end' (pool.ts, upstreamLost)
-    if (this.route!.dynamic) return this.runtime.proxy.dial(this.conn, target, true, { allowHalfOpen: true });
-    return dial(target, { timeoutMs: this.ropts!.connectTimeout, allowHalfOpen: true });
+    return upstream.dialNew(this);
   }
 
   poolReady(ps: PooledSocket, fresh: boolean): void {
-    if (this.aborted || this.finished) {
-      ps.pool.release(ps, !this.runtime.proxy.closing);
-      return;
-    }
-    this.ps = ps;
-    this.reused = !fresh;
-    ps.owner = this;
-    let up = ps.state as UpstreamState | undefined;
-    if (up === undefined) {
-      up = new UpstreamState();
-      ps.state = up;
-    }
-    up.ex = this;
-    this.up = up;
-    up.framer.expect(this.method);
-    this.sendRequest();
+    upstream.poolReady(this, ps, fresh);
   }
 
   poolFailed(err: Error): void {
@@ -279,23 +228,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   // ---- response from the upstream ----------------------------------------------------------
 
   onUpstreamData(chunk: Buffer): void {
-    const up = this.up!;
-    const ps = this.ps!;
-    const client = this.session.socket;
-    client.cork();
-    const n = up.framer.execute(chunk);
-    client.uncork();
-    if (n < 0) return this.upstreamFailed(up.framer.error!, true);
-    if (this.ps === undefined) {
-      // a tap made the response bodiless inside its head: the drain reads the rest
-      if (ps.owner instanceof ResponseDrain && n < chunk.length) ps.owner.onUpstreamData(chunk.subarray(n));
-      return;
-    }
-    if (this.upgrading) return this.startTunnel(chunk.subarray(n));
-    if (this.upDone) {
-      this.releaseUpstream(n === chunk.length);
-      this.maybeFinish();
-    }
+    upstream.onUpstreamData(this, chunk);
   }
 
   /** A tap read `res.body` of the upstream response (HttpResponse's BodyOpener). */
@@ -356,30 +289,12 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   }
 
   releaseUpstream(clean: boolean): void {
-    const ps = this.ps;
-    if (ps === undefined) return;
-    this.ps = undefined;
-    if (this.up !== undefined) this.up.ex = undefined;
-    this.up = undefined;
-    if (this.upstreamPaused) {
-      this.upstreamPaused = false;
-      ps.socket.resume();
-    }
-    const reusable = clean && this.rf !== undefined && this.rf.reusable && this.upstreamDone && !this.aborted && !this.runtime.proxy.closing;
-    ps.pool.release(ps, reusable);
+    upstream.releaseUpstream(this, clean);
   }
 
   /** Closes the current upstream socket without reuse. */
   dropUpstream(): void {
-    const ps = this.ps;
-    if (ps === undefined) return;
-    this.ps = undefined;
-    if (this.up !== undefined) {
-      this.up.ex = undefined;
-      this.up.framer.reset();
-    }
-    this.up = undefined;
-    ps.pool.discard(ps);
+    upstream.dropUpstream(this);
   }
 
   // ---- failures and answers -----------------------------------------------------------------
