@@ -24,12 +24,9 @@ interface ParserCore {
   connection: string;
   hadError: boolean;
   initialize(type: "REQUEST" | "RESPONSE"): void;
-  finish(): Error | undefined;
-  [key: number]: (...args: never[]) => unknown;
-  [key: string]: unknown;
 }
 
-const HTTPParser = (httpParserJs as unknown as { HTTPParser: { new (type: string): ParserCore; methods: string[]; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number } }).HTTPParser;
+const HTTPParser = (httpParserJs as unknown as { HTTPParser: { new (type: "REQUEST" | "RESPONSE"): ParserCore; prototype: ParserCore; methods: string[]; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number } }).HTTPParser;
 const METHODS = HTTPParser.methods;
 const K_HEADERS = HTTPParser.kOnHeaders;
 const K_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete;
@@ -88,91 +85,140 @@ const identity = (v: unknown): unknown => v;
  * Frames one direction of an HTTP/1.x connection. `execute` parses as much as it can and
  * returns the bytes consumed; it stops early after a message when `stopAfterMessage` is set,
  * or after an upgrade head; `error` holds the failure when it returns -1.
+ *
+ * The framer is an http-parser-js HTTPParser: its head states and callbacks are replaced by
+ * prototype methods of this subclass (not per-instance closures), so a framer is one object.
  */
-export class Framer {
-  readonly kind: "request" | "response";
+export class Framer extends HTTPParser {
   error: HttpParseError | undefined;
   /** stop the execute loop at the next opportunity (set by handlers) */
   stop = false;
-  #p: ParserCore;
   #limits: FramerLimits;
   #handler: FramerHandler;
   #headerCount = 0;
   #method = "";
 
   constructor(kind: "request" | "response", handler: FramerHandler, limits: FramerLimits) {
-    this.kind = kind;
+    super(kind === "request" ? "REQUEST" : "RESPONSE");
+    // the fields execute() sets, declared up front (one shape, stored in the object)
+    this.chunk = null;
+    this.offset = 0;
+    this.end = 0;
+    this.error = undefined;
     this.#handler = handler;
     this.#limits = limits;
-    const p = new HTTPParser(kind === "request" ? "REQUEST" : "RESPONSE");
-    this.#p = p;
-    const self = this;
-    // one shared no-op wrapper instead of a closure per callback
-    p.userCall = () => identity;
-    p.reinitialize = (type: "REQUEST" | "RESPONSE") => {
-      p.initialize(type);
-      self.#headerCount = 0;
-    };
-    p.consumeLine = () => this.#consumeLine();
-    p.parseHeader = (line: string, headers: string[]) => this.#parseHeader(line, headers);
-    p.REQUEST_LINE = () => this.#requestLine();
-    p.RESPONSE_LINE = () => this.#responseLine();
-    p.BODY_CHUNKHEAD = () => this.#chunkHead();
-    // http-parser-js passes one info object (its default) or positional arguments (when
-    // something read HTTPParser.kOnExecute): accept both
-    p[K_HEADERS_COMPLETE] = ((a: number | ParserCore["info"], minor: number, headers: string[], _m: number, url: string, status: number, msg: string, upgrade: boolean, keepAlive: boolean) => {
-      if (typeof a === "object") {
-        const i = a as ParserCore["info"] & { shouldKeepAlive: boolean };
-        return this.#onHeadersComplete(i.versionMajor ?? 1, i.versionMinor ?? 1, i.headers, i.url ?? "", i.statusCode ?? 0, i.statusMessage ?? "", i.upgrade, i.shouldKeepAlive);
-      }
-      return this.#onHeadersComplete(a, minor, headers, url, status, msg, upgrade, keepAlive);
-    }) as never;
-    p[K_BODY] = ((chunk: Buffer) => handler.onBody(chunk)) as never;
-    p[K_HEADERS] = ((trailers: string[]) => handler.onTrailers(trailers)) as never;
-    p[K_COMPLETE] = (() => {
-      handler.onComplete();
-    }) as never;
+  }
+
+  get kind(): "request" | "response" {
+    return this.type === "REQUEST" ? "request" : "response";
+  }
+
+  // ---- http-parser-js hooks (called by HTTPParser's own states and execute loop) --------------
+
+  /** @internal the state names as shared constants (http-parser-js builds `type + "_LINE"`) */
+  override initialize(type: "REQUEST" | "RESPONSE"): void {
+    super.initialize(type);
+    this.state = type === "REQUEST" ? "REQUEST_LINE" : "RESPONSE_LINE";
+  }
+
+  /** @internal after each message */
+  reinitialize(type: "REQUEST" | "RESPONSE"): void {
+    this.initialize(type);
+    this.#headerCount = 0;
+  }
+
+  /** @internal one shared no-op wrapper instead of a closure per callback */
+  userCall(): (v: unknown) => unknown {
+    return identity;
+  }
+
+  /** @internal */
+  consumeLine(): string | undefined {
+    return this.#consumeLine();
+  }
+
+  /** @internal */
+  parseHeader(line: string, headers: string[]): void {
+    this.#parseHeader(line, headers);
+  }
+
+  /** @internal */
+  REQUEST_LINE(): void {
+    this.#requestLine();
+  }
+
+  /** @internal */
+  RESPONSE_LINE(): void {
+    this.#responseLine();
+  }
+
+  /** @internal */
+  BODY_CHUNKHEAD(): void {
+    this.#chunkHead();
+  }
+
+  // http-parser-js passes one info object (its default) or positional arguments (when
+  // something read HTTPParser.kOnExecute): accept both
+  /** @internal */
+  [K_HEADERS_COMPLETE](a: number | ParserCore["info"], minor: number, headers: string[], _m: number, url: string, status: number, msg: string, upgrade: boolean, keepAlive: boolean): number {
+    if (typeof a === "object") {
+      const i = a as ParserCore["info"] & { shouldKeepAlive: boolean };
+      return this.#onHeadersComplete(i.versionMajor ?? 1, i.versionMinor ?? 1, i.headers, i.url ?? "", i.statusCode ?? 0, i.statusMessage ?? "", i.upgrade, i.shouldKeepAlive);
+    }
+    return this.#onHeadersComplete(a, minor, headers, url, status, msg, upgrade, keepAlive);
+  }
+
+  /** @internal */
+  [K_BODY](chunk: Buffer): void {
+    this.#handler.onBody(chunk);
+  }
+
+  /** @internal */
+  [K_HEADERS](trailers: string[]): void {
+    this.#handler.onTrailers(trailers);
+  }
+
+  /** @internal */
+  [K_COMPLETE](): void {
+    this.#handler.onComplete();
   }
 
   /** True between messages (nothing of the next message parsed yet). */
   get idle(): boolean {
-    const p = this.#p;
-    return (p.state === "REQUEST_LINE" || p.state === "RESPONSE_LINE") && p.line === "";
+    return (this.state === "REQUEST_LINE" || this.state === "RESPONSE_LINE") && this.line === "";
   }
 
   /** True while reading a close-delimited body (ends only with the connection). */
   get closeDelimited(): boolean {
-    return this.#p.state === "BODY_RAW";
+    return this.state === "BODY_RAW";
   }
 
   /** Parses `chunk[start..]`; returns bytes consumed, or -1 with `error` set. */
   execute(chunk: Buffer, start = 0): number {
-    const p = this.#p;
     const end = chunk.length;
-    p.chunk = chunk;
-    p.offset = start;
-    p.end = end;
+    this.chunk = chunk;
+    this.offset = start;
+    this.end = end;
     this.stop = false;
     try {
-      while (p.offset < end && !this.stop) {
-        if ((p[p.state] as () => boolean | undefined)()) break;
+      while (this.offset < end && !this.stop) {
+        if ((this as unknown as Record<string, () => boolean | undefined>)[this.state]!()) break;
       }
     } catch (err) {
-      p.hadError = true;
-      p.chunk = null;
+      this.hadError = true;
+      this.chunk = null;
       this.error = err instanceof HttpParseError ? err : new HttpParseError(this.kind === "request" ? 400 : 502, (err as Error)?.message ?? "parse error");
       return -1;
     }
-    p.chunk = null;
-    return p.offset - start;
+    this.chunk = null;
+    return this.offset - start;
   }
 
   /** The peer closed: completes a close-delimited body; an error when a message was cut. */
   finish(): HttpParseError | undefined {
-    const p = this.#p;
-    if (p.hadError) return this.error;
-    if (p.state === "BODY_RAW") {
-      p.state = this.kind === "request" ? "REQUEST_LINE" : "RESPONSE_LINE";
+    if (this.hadError) return this.error;
+    if (this.state === "BODY_RAW") {
+      this.state = this.kind === "request" ? "REQUEST_LINE" : "RESPONSE_LINE";
       this.#handler.onComplete();
       return undefined;
     }
@@ -187,34 +233,33 @@ export class Framer {
 
   /** Forgets any partial state (a fresh connection). */
   reset(): void {
-    this.#p.initialize(this.kind === "request" ? "REQUEST" : "RESPONSE");
+    this.initialize(this.kind === "request" ? "REQUEST" : "RESPONSE");
     this.#headerCount = 0;
     this.error = undefined;
   }
 
   #consumeLine(): string | undefined {
-    const p = this.#p;
-    const chunk = p.chunk!;
-    const end = p.end;
-    const i = chunk.indexOf(10, p.offset);
+    const chunk = this.chunk!;
+    const end = this.end;
+    const i = chunk.indexOf(10, this.offset);
     if (i === -1 || i >= end) {
-      p.line += chunk.toString("latin1", p.offset, end);
-      p.offset = end;
-      if (p.line.length > this.#limits.maxHeaderSize) {
-        if (p.state === "REQUEST_LINE") throw new HttpParseError(414, "request line too long");
+      this.line += chunk.toString("latin1", this.offset, end);
+      this.offset = end;
+      if (this.line.length > this.#limits.maxHeaderSize) {
+        if (this.state === "REQUEST_LINE") throw new HttpParseError(414, "request line too long");
         throw new HttpParseError(this.kind === "request" ? 431 : 502, "header line too long");
       }
       return undefined;
     }
-    let line = p.line + chunk.toString("latin1", p.offset, i);
-    p.line = "";
-    p.offset = i + 1;
+    let line = this.line + chunk.toString("latin1", this.offset, i);
+    this.line = "";
+    this.offset = i + 1;
     if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
-    else if (this.#limits.strict && HEAD_STATES[p.state] === true) throw new HttpParseError(400, "bare LF in head");
-    if (HEAD_STATES[p.state] === true) {
-      p.headerSize += line.length + 2;
-      if (p.headerSize > this.#limits.maxHeaderSize) {
-        throw new HttpParseError(p.state === "REQUEST_LINE" ? 414 : this.kind === "request" ? 431 : 502, "head too large");
+    else if (this.#limits.strict && HEAD_STATES[this.state] === true) throw new HttpParseError(400, "bare LF in head");
+    if (HEAD_STATES[this.state] === true) {
+      this.headerSize += line.length + 2;
+      if (this.headerSize > this.#limits.maxHeaderSize) {
+        throw new HttpParseError(this.state === "REQUEST_LINE" ? 414 : this.kind === "request" ? 431 : 502, "head too large");
       }
     }
     return line;
@@ -243,7 +288,6 @@ export class Framer {
   }
 
   #requestLine(): void {
-    const p = this.#p;
     const line = this.#consumeLine();
     if (!line) return; // partial, or an empty line before the request (allowed)
     const m = REQUEST_LINE.exec(line);
@@ -251,49 +295,47 @@ export class Framer {
     const maxUrl = this.#limits.maxUrlLength;
     if (m[2]!.length > maxUrl && maxUrl > 0) throw new HttpParseError(414, "URI too long");
     if (m[3] !== "1") throw new HttpParseError(505, "HTTP version not supported");
-    const info = p.info;
+    const info = this.info;
     const idx = METHODS.indexOf(m[1]!);
-    // unknown extension methods are fine for a proxy: keep the name, tell the parser "GET"
-    this.#method = m[1]!;
+    // unknown extension methods are fine for a proxy: keep the name, tell the parser "GET";
+    // a known one is kept as the shared constant (not a slice of the line)
+    this.#method = idx === -1 ? m[1]! : METHODS[idx]!;
     info.method = idx === -1 ? 1 : idx;
     info.url = m[2]!;
     info.versionMajor = 1;
     info.versionMinor = m[4] === "0" ? 0 : 1;
-    p.body_bytes = 0;
-    p.state = "HEADER";
+    this.body_bytes = 0;
+    this.state = "HEADER";
   }
 
   #responseLine(): void {
-    const p = this.#p;
     const line = this.#consumeLine();
     if (line === undefined) return;
     const m = RESPONSE_LINE.exec(line);
     if (m === null) throw new HttpParseError(502, "malformed status line");
     if (m[1] !== "1") throw new HttpParseError(502, "unsupported HTTP version from upstream");
-    const info = p.info;
+    const info = this.info;
     info.versionMajor = 1;
     info.versionMinor = m[2] === "0" ? 0 : 1;
     const status = +m[3]!;
     if (status < 100) throw new HttpParseError(502, "invalid status code");
     info.statusCode = status;
     info.statusMessage = m[4] ?? "";
-    if (bodilessStatus(status)) p.body_bytes = 0;
-    p.state = "HEADER";
+    if (bodilessStatus(status)) this.body_bytes = 0;
+    this.state = "HEADER";
   }
 
   #chunkHead(): void {
-    const p = this.#p;
     const line = this.#consumeLine();
     if (line === undefined) return;
     const m = CHUNK_SIZE.exec(line);
     if (m === null) throw new HttpParseError(this.kind === "request" ? 400 : 502, "invalid chunk size");
     const size = parseInt(m[1]!, 16);
-    p.body_bytes = size;
-    p.state = size === 0 ? "BODY_CHUNKTRAILERS" : "BODY_CHUNK";
+    this.body_bytes = size;
+    this.state = size === 0 ? "BODY_CHUNKTRAILERS" : "BODY_CHUNK";
   }
 
   #onHeadersComplete(major: number, minor: number, headers: string[], url: string, status: number, msg: string, upgrade: boolean, keepAlive: boolean): number {
-    const p = this.#p;
     const request = this.kind === "request";
     const head: RawHead = {
       versionMajor: major,
@@ -315,7 +357,7 @@ export class Framer {
     }
     if (!request && (bodilessStatus(status) || this.#method === "HEAD")) return 1;
     if (skip) return 1;
-    if (!request && p.body_bytes === null && !p.isChunked) return 0; // close-delimited
+    if (!request && this.body_bytes === null && !this.isChunked) return 0; // close-delimited
     return 0;
   }
 }
