@@ -131,12 +131,14 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     const key: RouteKey = {
       listener: conn.listener.name,
       protocol: "http",
-      clientIp: conn.info.clientIp,
+      // conn.info (an object per connection) only when TLS: plain connections never need it
+      clientIp: conn.clientIp,
       host: f.host,
       path: f.routePath,
       method: f.method,
     };
-    if (conn.info.servername !== undefined) key.sni = conn.info.servername;
+    const sni = conn.socket !== conn.rawSocket ? conn.info.servername : undefined;
+    if (sni !== undefined) key.sni = sni;
     const proxy = this.runtime.proxy;
     let m: RouteMatchResult | undefined;
     try {
@@ -158,7 +160,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     if (err instanceof PluginError) return this.hookFailed(err, 500);
     if (status === 404) {
       const hosts = this.session.opts.hosts;
-      const sni = this.conn.info.servername;
+      const sni = this.conn.socket !== this.conn.rawSocket ? this.conn.info.servername : undefined;
       const misdirected = (sni !== undefined && sni.toLowerCase() !== this.facts.host) || (hosts !== undefined && !hosts.some((h) => h.test(this.facts.host)));
       if (misdirected) status = 421;
     }

@@ -16,6 +16,27 @@ import type { ResolvedListenerOptions } from "./options.js";
 import type { ProtocolRuntime } from "./runtime.js";
 
 
+// Client socket events go to shared handlers (no closures per connection): they find their
+// session through one symbol property on the socket, like core's relay does.
+const kSession = Symbol("switchyard.http.session");
+type SessionSocket = Socket & { [kSession]: Session };
+
+function onClientData(this: SessionSocket, chunk: Buffer): void {
+  this[kSession].onData(chunk);
+}
+
+function onClientEnd(this: SessionSocket): void {
+  this[kSession].onEnd();
+}
+
+function onClientDrain(this: SessionSocket): void {
+  this[kSession].exchange?.onClientDrain();
+}
+
+function onClientClose(conn: Connection): void {
+  (conn.socket as SessionSocket)[kSession].clientClosed();
+}
+
 export class Session implements FramerHandler {
   readonly conn: Connection;
   readonly socket: Socket;
@@ -50,14 +71,21 @@ export class Session implements FramerHandler {
   }
 
   start(): void {
-    const socket = this.socket;
+    const socket = this.socket as SessionSocket;
     const conn = this.conn;
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("end", () => this.#onEnd());
-    socket.on("drain", () => this.exchange?.onClientDrain());
+    socket[kSession] = this;
+    socket.on("data", onClientData);
+    socket.on("end", onClientEnd);
+    socket.on("drain", onClientDrain);
+    // Node's own "end" listener only matters for sockets that are not half-open; dropping it
+    // keeps one listener instead of an array (the same as core's relay)
+    if (socket.allowHalfOpen) {
+      for (const l of socket.listeners("end")) if (l !== onClientEnd && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
+    }
+    // these two share one context
     conn.onDestroy(() => this.#destroyed());
     conn.onDrain(() => this.#drain());
-    conn.onClientClose(() => conn.destroy(this.ended || (this.exchange === undefined && this.framer.idle) ? "done" : "client-closed"));
+    conn.onClientClose(onClientClose);
     conn.setState("established");
     this.#awaitingHead = true;
     this.deadline.set(this.opts.headersTimeout, T_HEADERS);
@@ -68,7 +96,13 @@ export class Session implements FramerHandler {
     return !this.closing && !this.conn.draining && !this.clientEnded;
   }
 
-  #onData(chunk: Buffer): void {
+  /** @internal the client socket closed */
+  clientClosed(): void {
+    this.conn.destroy(this.ended || (this.exchange === undefined && this.framer.idle) ? "done" : "client-closed");
+  }
+
+  /** @internal */
+  onData(chunk: Buffer): void {
     if (this.ended || this.#tunnel) return;
     if (this.#pending !== undefined) {
       this.#pending = Buffer.concat([this.#pending, chunk]);
@@ -184,7 +218,8 @@ export class Session implements FramerHandler {
     this.#reject(err.status, err.message);
   }
 
-  #onEnd(): void {
+  /** @internal */
+  onEnd(): void {
     this.clientEnded = true;
     if (this.ended || this.#tunnel) return;
     // like nginx: a client FIN while a request is in flight (or half-read) is an abort
