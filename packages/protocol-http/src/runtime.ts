@@ -1,14 +1,18 @@
 /**
- * What the HTTP protocol keeps per proxy: upstream pools and resolved listener options.
+ * What the HTTP protocol keeps per proxy: upstream pools, session deadline timers and resolved
+ * listener options.
  * (Routing uses core's `proxy.tryResolveSync`, synchronous when only the route table answers.)
  */
 import type { Connection, Proxy } from "@switchyard/core";
 import { resolveListenerOptions, type HttpListenerOptions, type ResolvedListenerOptions } from "./options.js";
+import { DeadlineTimers } from "./internal/deadline.js";
 import { PoolSet } from "./pool.js";
 
 export class ProtocolRuntime {
   readonly proxy: Proxy;
   readonly pools = new PoolSet();
+  /** every session's deadline, in one timer per duration */
+  readonly deadlines = new DeadlineTimers();
   readonly #defaults: HttpListenerOptions;
   // keyed by the listener config object a connection was accepted with: a listener reconfigured
   // or re-added under the same name (switchyard's SIGHUP reload) gets its options resolved anew

@@ -9,7 +9,7 @@ import type { Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
 import { Exchange } from "./exchange.js";
 import { analyzeRequest } from "./head.js";
-import { Deadline } from "./internal/deadline.js";
+import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
 import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
 import type { ResolvedListenerOptions } from "./options.js";
@@ -37,7 +37,7 @@ function onClientClose(conn: Connection): void {
   (conn.socket as SessionSocket)[kSession].clientClosed();
 }
 
-export class Session implements FramerHandler {
+export class Session implements FramerHandler, DeadlineOwner {
   readonly conn: Connection;
   readonly socket: Socket;
   readonly runtime: ProtocolRuntime;
@@ -67,7 +67,7 @@ export class Session implements FramerHandler {
       maxUrlLength: opts.maxUrlLength,
       strict: true,
     });
-    this.deadline = new Deadline((kind) => this.#onDeadline(kind));
+    this.deadline = new Deadline(runtime.deadlines, this);
   }
 
   start(): void {
@@ -235,7 +235,8 @@ export class Session implements FramerHandler {
     else this.closing = true;
   }
 
-  #onDeadline(kind: number): void {
+  /** @internal the deadline expired */
+  onDeadline(kind: number): void {
     if (this.conn.destroyed) return;
     if (kind === T_HEADERS) {
       if (this.exchange !== undefined) return;
