@@ -7,16 +7,18 @@ import type { Socket } from "node:net";
 import { dial } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
-import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
+import { Framer, type FramerHandler, type FramerLimits, type RawHead } from "./internal/parser.js";
 import type { PooledSocket } from "./pool.js";
 import { ResponseDrain, type ResponseSink } from "./response-drain.js";
+
+const RESPONSE_LIMITS: FramerLimits = { maxHeaderSize: 64 * 1024, maxHeaderCount: 512, maxUrlLength: 0, strict: false };
 
 /** Per upstream socket: its response framer, dispatching to the exchange (or drain) that owns it. */
 export class UpstreamState implements FramerHandler {
   readonly framer: Framer;
   ex: ResponseSink | undefined;
   constructor() {
-    this.framer = new Framer("response", this, { maxHeaderSize: 64 * 1024, maxHeaderCount: 512, maxUrlLength: 0, strict: false });
+    this.framer = new Framer("response", this, RESPONSE_LIMITS);
   }
   onHead(head: RawHead): boolean {
     return this.ex!.onResponseHead(head);

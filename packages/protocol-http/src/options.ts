@@ -4,6 +4,7 @@
  * (`RouteConfig.options`). Every name here is documented in the README.
  */
 import { ConfigError, type Route } from "@switchyard/core";
+import type { FramerLimits } from "./internal/parser.js";
 
 /** Upstream keep-alive pool, per target. */
 export interface PoolOptions {
@@ -100,6 +101,8 @@ export interface ResolvedListenerOptions extends ResolvedRequestOptions {
   maxPipelined: number;
   hosts: RegExp[] | undefined;
   lingerTimeout: number;
+  /** the request framer's limits (one object shared by the listener's sessions) */
+  requestLimits: FramerLimits;
   /** the same options as route defaults (stripPrefix off) */
   route: ResolvedRouteOptions;
 }
@@ -177,17 +180,21 @@ export function resolveListenerOptions(
   if (hosts !== undefined && (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string"))) {
     throw new ConfigError(`${where}: hosts must be a list of host globs`);
   }
+  const maxHeaderSize = Math.max(64, num(where, "maxHeaderSize", o.maxHeaderSize, 16_384));
+  const maxHeaderCount = num(where, "maxHeaderCount", o.maxHeaderCount, 100);
+  const maxUrlLength = num(where, "maxUrlLength", o.maxUrlLength, 8_192);
   return {
     ...req,
     headersTimeout: num(where, "headersTimeout", o.headersTimeout, 10_000),
     keepAliveTimeout: num(where, "keepAliveTimeout", o.keepAliveTimeout, 5_000),
-    maxHeaderSize: Math.max(64, num(where, "maxHeaderSize", o.maxHeaderSize, 16_384)),
-    maxHeaderCount: num(where, "maxHeaderCount", o.maxHeaderCount, 100),
-    maxUrlLength: num(where, "maxUrlLength", o.maxUrlLength, 8_192),
+    maxHeaderSize,
+    maxHeaderCount,
+    maxUrlLength,
     maxRequestsPerConnection: num(where, "maxRequestsPerConnection", o.maxRequestsPerConnection, 0),
     maxPipelined: Math.max(1, num(where, "maxPipelined", o.maxPipelined, 16)),
     hosts: hosts === undefined ? undefined : (hosts as string[]).map(hostGlob),
     lingerTimeout: num(where, "lingerTimeout", o.lingerTimeout, 2_000),
+    requestLimits: { maxHeaderSize, maxHeaderCount, maxUrlLength, strict: true },
     route: { ...req, stripPrefix: false, rewrite: undefined },
   };
 }

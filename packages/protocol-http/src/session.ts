@@ -11,7 +11,7 @@ import { Exchange } from "./exchange.js";
 import { analyzeRequest } from "./head.js";
 import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
-import { Framer, type FramerHandler, type RawHead } from "./internal/parser.js";
+import type { Framer, FramerHandler, RawHead } from "./internal/parser.js";
 import type { ResolvedListenerOptions } from "./options.js";
 import type { ProtocolRuntime } from "./runtime.js";
 
@@ -42,7 +42,8 @@ export class Session implements FramerHandler, DeadlineOwner {
   readonly socket: Socket;
   readonly runtime: ProtocolRuntime;
   readonly opts: ResolvedListenerOptions;
-  readonly framer: Framer;
+  /** taken from the runtime to read a request, handed back while the connection is idle */
+  framer: Framer | undefined = undefined;
   readonly deadline: Deadline;
   exchange: Exchange | undefined;
   requests = 0;
@@ -61,12 +62,6 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.socket = conn.socket;
     this.runtime = runtime;
     this.opts = opts;
-    this.framer = new Framer("request", this, {
-      maxHeaderSize: opts.maxHeaderSize,
-      maxHeaderCount: opts.maxHeaderCount,
-      maxUrlLength: opts.maxUrlLength,
-      strict: true,
-    });
     this.deadline = new Deadline(runtime.deadlines, this);
   }
 
@@ -98,7 +93,7 @@ export class Session implements FramerHandler, DeadlineOwner {
 
   /** @internal the client socket closed */
   clientClosed(): void {
-    this.conn.destroy(this.ended || (this.exchange === undefined && this.framer.idle) ? "done" : "client-closed");
+    this.conn.destroy(this.ended || (this.exchange === undefined && this.#framerIdle) ? "done" : "client-closed");
   }
 
   /** @internal */
@@ -122,13 +117,19 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.#parse(chunk);
   }
 
+  /** nothing of a request read (a released framer is idle) */
+  get #framerIdle(): boolean {
+    return this.framer === undefined || this.framer.idle;
+  }
+
   #parse(buf: Buffer): void {
+    const framer = (this.framer ??= this.runtime.takeFramer(this, this.opts.requestLimits));
     let off = 0;
     for (;;) {
       this.#parsing = true;
-      const n = this.framer.execute(buf, off);
+      const n = framer.execute(buf, off);
       this.#parsing = false;
-      if (n < 0) return this.#parseFailed(this.framer.error!);
+      if (n < 0) return this.#parseFailed(framer.error!);
       off += n;
       if (this.conn.destroyed || this.ended || this.#tunnel) return;
       if (off >= buf.length) return;
@@ -167,7 +168,7 @@ export class Session implements FramerHandler, DeadlineOwner {
   }
 
   onComplete(): void {
-    this.framer.stop = true;
+    this.framer!.stop = true;
     this.exchange?.requestEnd();
   }
 
@@ -187,6 +188,12 @@ export class Session implements FramerHandler, DeadlineOwner {
       return this.#parse(pending);
     }
     if (this.clientEnded) return this.closeGracefully();
+    // idle until the next request: the framer goes back to the runtime meanwhile
+    const framer = this.framer;
+    if (framer !== undefined && framer.idle) {
+      this.framer = undefined;
+      this.runtime.releaseFramer(framer);
+    }
     this.deadline.set(this.opts.keepAliveTimeout, T_KEEPALIVE);
   }
 
@@ -223,7 +230,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.clientEnded = true;
     if (this.ended || this.#tunnel) return;
     // like nginx: a client FIN while a request is in flight (or half-read) is an abort
-    if (this.exchange !== undefined || this.#pending !== undefined || !this.framer.idle) {
+    if (this.exchange !== undefined || this.#pending !== undefined || !this.#framerIdle) {
       return this.conn.destroy("client-closed");
     }
     this.closeGracefully();
@@ -231,7 +238,7 @@ export class Session implements FramerHandler, DeadlineOwner {
 
   #drain(): void {
     if (this.#tunnel) return;
-    if (this.exchange === undefined && this.framer.idle && this.#pending === undefined) this.closeGracefully();
+    if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
     else this.closing = true;
   }
 
@@ -240,7 +247,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     if (this.conn.destroyed) return;
     if (kind === T_HEADERS) {
       if (this.exchange !== undefined) return;
-      if (this.framer.idle && this.requests > 0) return this.closeGracefully();
+      if (this.#framerIdle && this.requests > 0) return this.closeGracefully();
       return this.#reject(408, "request head not received in time");
     }
     if (kind === T_KEEPALIVE) {

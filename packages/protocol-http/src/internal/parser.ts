@@ -109,6 +109,12 @@ export class Framer extends HTTPParser {
     this.#limits = limits;
   }
 
+  /** Hands an idle framer to another handler (framers are reused across connections). */
+  bind(handler: FramerHandler, limits: FramerLimits): void {
+    this.#handler = handler;
+    this.#limits = limits;
+  }
+
   get kind(): "request" | "response" {
     return this.type === "REQUEST" ? "request" : "response";
   }
