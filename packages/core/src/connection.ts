@@ -16,6 +16,9 @@ export type ConnectionState =
   | "closing"
   | "closed";
 
+/** what `onDestroy` runs: the close reason and the connection */
+export type Cleanup = (reason: CloseReason, conn: Connection) => void;
+
 /** the connection a socket belongs to, for shared (closure-free) event handlers */
 export const kConnection = Symbol("switchyard.connection");
 export type OwnedSocket = Socket & { [kConnection]: Connection };
@@ -58,8 +61,9 @@ export class Connection {
   #leaseRoute: Route | undefined;
   #leaseTarget: Target | undefined;
   #timers: Map<string, NodeJS.Timeout> | undefined;
-  #cleanups: Array<(reason: CloseReason) => void> | undefined;
-  #drainHandler: (() => void) | undefined;
+  // one cleanup is kept as it is, more in an array: most connections have none or one
+  #cleanups: Cleanup | Cleanup[] | undefined;
+  #drainHandler: ((conn: Connection) => void) | undefined;
   #clientCloseHandler: ((conn: Connection) => void) | undefined;
   #closeReason: CloseReason | undefined;
 
@@ -155,14 +159,19 @@ export class Connection {
     this.#leaseTarget = undefined;
   }
 
-  /** Registers cleanup to run once, on destroy. Runs at once if already destroyed. */
-  onDestroy(fn: (reason: CloseReason) => void): void {
-    if (this.destroyed) fn(this.#closeReason ?? "done");
-    else (this.#cleanups ??= []).push(fn);
+  /**
+   * Registers cleanup to run once, on destroy. Runs at once if already destroyed. It gets the
+   * connection, so a shared function can serve every connection (no closure per connection).
+   */
+  onDestroy(fn: Cleanup): void {
+    if (this.destroyed) fn(this.#closeReason ?? "done", this);
+    else if (this.#cleanups === undefined) this.#cleanups = fn;
+    else if (Array.isArray(this.#cleanups)) this.#cleanups.push(fn);
+    else this.#cleanups = [this.#cleanups, fn];
   }
 
   /** How the protocol wants to be told the proxy is draining (keep-alive sessions close). */
-  onDrain(fn: () => void): void {
+  onDrain(fn: (conn: Connection) => void): void {
     this.#drainHandler = fn;
   }
 
@@ -191,7 +200,7 @@ export class Connection {
   drain(): void {
     if (this.draining || this.destroyed) return;
     this.draining = true;
-    this.#drainHandler?.();
+    this.#drainHandler?.(this);
   }
 
   /** Releases everything the connection owns. Idempotent; the first reason is kept. */
@@ -209,13 +218,15 @@ export class Connection {
       this.idleMs = 0;
       this.proxy.idleSweeper.unwatch();
     }
-    const cleanups = this.#cleanups ?? [];
+    const cleanups = this.#cleanups;
     this.#cleanups = undefined;
-    for (const fn of cleanups) {
-      try {
-        fn(reason);
-      } catch {
-        // a cleanup must not stop the others
+    if (cleanups !== undefined) {
+      for (const fn of Array.isArray(cleanups) ? cleanups : [cleanups]) {
+        try {
+          fn(reason, this);
+        } catch {
+          // a cleanup must not stop the others
+        }
       }
     }
     // the info object is built on first use, possibly by a close listener after this point: read

@@ -1,5 +1,5 @@
 export { Proxy, type ProxyOptions, type ListenerAddress, type CloseOptions } from "./proxy.js";
-export { Connection, type ConnectionState, normalizeAddress } from "./connection.js";
+export { Connection, type ConnectionState, type Cleanup, normalizeAddress } from "./connection.js";
 export {
   buildHooks,
   type ProxyHooks,

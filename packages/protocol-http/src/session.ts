@@ -37,6 +37,14 @@ function onClientClose(conn: Connection): void {
   (conn.socket as SessionSocket)[kSession].clientClosed();
 }
 
+function onConnectionDestroyed(_reason: unknown, conn: Connection): void {
+  (conn.socket as SessionSocket)[kSession].destroyed();
+}
+
+function onConnectionDrain(conn: Connection): void {
+  (conn.socket as SessionSocket)[kSession].drain();
+}
+
 export class Session implements FramerHandler, DeadlineOwner {
   readonly conn: Connection;
   readonly socket: Socket;
@@ -77,9 +85,8 @@ export class Session implements FramerHandler, DeadlineOwner {
     if (socket.allowHalfOpen) {
       for (const l of socket.listeners("end")) if (l !== onClientEnd && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
     }
-    // these two share one context
-    conn.onDestroy(() => this.#destroyed());
-    conn.onDrain(() => this.#drain());
+    conn.onDestroy(onConnectionDestroyed);
+    conn.onDrain(onConnectionDrain);
     conn.onClientClose(onClientClose);
     conn.setState("established");
     this.#awaitingHead = true;
@@ -236,7 +243,8 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.closeGracefully();
   }
 
-  #drain(): void {
+  /** @internal the proxy is closing gracefully */
+  drain(): void {
     if (this.#tunnel) return;
     if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
     else this.closing = true;
@@ -279,7 +287,8 @@ export class Session implements FramerHandler, DeadlineOwner {
     if (this.#pending === undefined && !this.#tunnel) this.socket.resume();
   }
 
-  #destroyed(): void {
+  /** @internal the connection was destroyed */
+  destroyed(): void {
     this.deadline.dispose();
     const ex = this.exchange;
     this.exchange = undefined;
