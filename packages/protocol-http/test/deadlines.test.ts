@@ -7,6 +7,13 @@ import { expect } from "chai";
 import { sleep } from "@switchyard/test-utils";
 import { rawSocket, startBackend, startHttpProxy, statusOf, type Backend, type Env } from "./helpers.js";
 
+// Measured by the client: it sees the response (when the proxy armed the deadline) and the close
+// each after some delivery latency, which on a loaded 2-core CI machine with 20 clients at once
+// differs by tens of milliseconds; the proxy never fires early (internal/deadline.ts), these
+// bounds leave room for that latency only.
+const SLACK_300 = 250;
+const SLACK_200 = 160;
+
 describe("session deadlines (one timer per duration)", () => {
   let backend: Backend;
   let env: Env;
@@ -35,7 +42,7 @@ describe("session deadlines (one timer per duration)", () => {
     const c = await idleClient();
     const [ta, tb, tc] = await Promise.all([a.closedAt, b.closedAt, c.closedAt]);
     for (const [t, x] of [[ta, a], [tb, b], [tc, c]] as const) {
-      expect(t - x.idleAt).to.be.at.least(290);
+      expect(t - x.idleAt).to.be.at.least(SLACK_300);
       expect(t - x.idleAt).to.be.lessThan(1500);
       expect(statusOf(x.s.received())).to.equal(200);
       expect(x.s.received().match(/HTTP\/1\.1/g)!.length).to.equal(1);
@@ -51,7 +58,7 @@ describe("session deadlines (one timer per duration)", () => {
     await a.s.waitFor(/\r\n\r\nx[\s\S]*\r\n\r\nx/);
     const second = Date.now();
     const t = await a.closedAt;
-    expect(t - second).to.be.at.least(290);
+    expect(t - second).to.be.at.least(SLACK_300);
     expect(t - second).to.be.lessThan(1500);
     expect(a.s.received().match(/HTTP\/1\.1 200/g)!.length).to.equal(2);
   });
@@ -65,7 +72,7 @@ describe("session deadlines (one timer per duration)", () => {
     kept.s.socket.write("GET / HTTP/1.1\r\nHost: a\r\n");
     const [f, k] = await Promise.all([fresh.waitFor(/408/), kept.s.waitFor(/408/)]);
     const dt = Date.now() - t0;
-    expect(dt).to.be.at.least(190);
+    expect(dt).to.be.at.least(SLACK_200);
     expect(dt).to.be.lessThan(1500);
     expect(statusOf(f)).to.equal(408);
     expect(k.match(/HTTP\/1\.1 (\d+)/g)).to.deep.equal(["HTTP/1.1 200", "HTTP/1.1 408"]);
@@ -76,6 +83,6 @@ describe("session deadlines (one timer per duration)", () => {
   it("times out many idle connections in one list, each closed", async () => {
     const clients = await Promise.all(Array.from({ length: 20 }, () => idleClient()));
     const times = await Promise.all(clients.map((c) => c.closedAt));
-    times.forEach((t, i) => expect(t - clients[i]!.idleAt).to.be.at.least(290));
+    times.forEach((t, i) => expect(t - clients[i]!.idleAt).to.be.at.least(SLACK_300));
   });
 });

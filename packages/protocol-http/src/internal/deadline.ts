@@ -108,7 +108,8 @@ export class Deadline {
   set(ms: number, kind: number): void {
     if (!(ms > 0)) return this.clear();
     this.kind = kind;
-    this.due = now() + ms;
+    // +1: `now()` is floored, so the arm time may be up to 1 ms later than it reads
+    this.due = now() + ms + 1;
     const list = this.list;
     // already last in the list of this duration: a later due time keeps the order
     if (list !== undefined && list.ms === ms && list.tail === this) return;
