@@ -82,10 +82,22 @@ export function poolReady(ex: Exchange, ps: PooledSocket, fresh: boolean): void 
 export function onUpstreamData(ex: Exchange, chunk: Buffer): void {
   const up = ex.up!;
   const ps = ex.ps!;
-  const client = ex.session.socket;
-  client.cork();
+  const session = ex.session;
+  const client = session.socket;
+  if (!session.corkedUntilCheck) client.cork();
   const n = up.framer.execute(chunk);
-  client.uncork();
+  // More of this response may already be read in this turn of the event loop (a 64 KiB body
+  // arrives as several reads): the client stays corked until the loop's check phase so those
+  // slices leave in one writev. A finished response (or anything else) goes out at once.
+  if (n >= 0 && !ex.upDone && ex.ps !== undefined && !ex.upgrading && !client.destroyed) {
+    if (!session.corkedUntilCheck) {
+      session.corkedUntilCheck = true;
+      setImmediate(uncorkAfterReads, session);
+    }
+  } else {
+    session.corkedUntilCheck = false;
+    client.uncork();
+  }
   if (n < 0) return ex.upstreamFailed(up.framer.error!, true);
   if (ex.ps === undefined) {
     // a tap made the response bodiless inside its head: the drain reads the rest
@@ -124,4 +136,10 @@ export function dropUpstream(ex: Exchange): void {
   }
   ex.up = undefined;
   ps.pool.discard(ps);
+}
+
+function uncorkAfterReads(session: Exchange["session"]): void {
+  if (!session.corkedUntilCheck) return;
+  session.corkedUntilCheck = false;
+  session.socket.uncork();
 }

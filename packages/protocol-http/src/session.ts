@@ -46,6 +46,8 @@ function onConnectionDrain(conn: Connection): void {
 }
 
 export class Session implements FramerHandler, DeadlineOwner {
+  /** the client socket is corked until the event loop's check phase (exchange-upstream.ts) */
+  corkedUntilCheck = false;
   readonly conn: Connection;
   readonly socket: Socket;
   readonly runtime: ProtocolRuntime;

@@ -1,0 +1,61 @@
+import http from "node:http";
+import { expect } from "chai";
+import { startRawBackend } from "@switchyard/test-utils";
+import { closeAfterTest, rawSocket, startHttpProxy } from "./helpers.js";
+
+// Response bodies stream: slices read together leave together (the client socket stays corked
+// until the event loop's check phase), but nothing waits for more of the body to arrive.
+describe("response body streaming", () => {
+  it("forwards each body slice as it arrives, without waiting for the rest of the response", async () => {
+    let clientGotFirst!: () => void;
+    const firstSeen = new Promise<void>((r) => (clientGotFirst = r));
+    const backend = closeAfterTest(
+      await startRawBackend((_req, socket) => {
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart1");
+        // the rest only once the client has seen the first slice through the proxy
+        void firstSeen.then(() => socket.write("part2"));
+      }),
+    );
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const c = await rawSocket(env.port);
+    c.socket.write("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    await c.waitFor("part1", 2000);
+    expect(c.received()).to.not.include("part2");
+    clientGotFirst();
+    await c.waitFor(/part1part2$/, 2000);
+    c.socket.end();
+    await c.closed;
+  });
+
+  it("delivers a 1 MiB body read in many slices byte for byte, and the connection serves the next request", async () => {
+    const body = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+    const backend = closeAfterTest(
+      await startRawBackend((_req, socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+        socket.write(body);
+      }),
+    );
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<{ body: Buffer; socket: unknown }>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port: env.port, path, agent }, (res) => {
+            const parts: Buffer[] = [];
+            res.on("data", (d: Buffer) => parts.push(d));
+            res.on("end", () => resolve({ body: Buffer.concat(parts), socket: res.socket }));
+          })
+          .on("error", reject);
+      });
+    try {
+      const first = await get("/a");
+      expect(first.body.equals(body)).to.equal(true);
+      const second = await get("/b");
+      expect(second.body.equals(body)).to.equal(true);
+      expect(second.socket, "the keep-alive connection served both").to.equal(first.socket);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
