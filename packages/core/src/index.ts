@@ -25,7 +25,7 @@ export {
   silentLogger,
 } from "./plugin.js";
 export { dial, type DialOptions } from "./dialer.js";
-export { relay, earlyRead, EARLY_READ_LIMIT, type RelayOptions } from "./relay.js";
+export { relay, earlyRead, onSocketEnd, EARLY_READ_LIMIT, type RelayOptions } from "./relay.js";
 export { CertificateStore, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export type { ListenerChanges } from "./listeners.js";
 export { TcpProtocol } from "./tcp-protocol.js";

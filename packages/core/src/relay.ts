@@ -23,8 +23,10 @@ function peerOf(socket: RelaySocket): Socket {
 }
 
 function onData(this: RelaySocket, chunk: Buffer): void {
-  this[kConnection].touch();
-  if (!peerOf(this).write(chunk)) this.pause();
+  const conn = this[kConnection];
+  conn.touch();
+  const peer = this === conn.upstream ? conn.socket : conn.upstream!;
+  if (!peer.write(chunk)) this.pause();
 }
 
 function onDrain(this: RelaySocket): void {
@@ -49,14 +51,21 @@ function onClientClosed(conn: Connection): void {
 }
 
 function wire(socket: Socket, conn: Connection): void {
-  (socket as RelaySocket)[kConnection] = conn;
-  socket.on("drain", onDrain);
-  socket.on("end", onEnd);
-  // Node's own "end" listener only matters for sockets that are not half-open; dropping it after
-  // ours is added keeps one listener instead of an array per socket
-  if (socket.allowHalfOpen) {
-    for (const l of socket.listeners("end")) if (l !== onEnd && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
-  }
+  const owned = socket as RelaySocket;
+  owned[kConnection] = conn;
+  owned.on("drain", onDrain);
+  onSocketEnd(owned, onEnd);
+}
+
+/**
+ * Listens for a socket's "end". On a half-open socket Node's own "end" listener does nothing,
+ * so it is dropped once `listener` is added: one listener instead of an array per socket (for
+ * protocols that keep many idle connections; the HTTP session uses it too).
+ */
+export function onSocketEnd<S extends Socket>(socket: S, listener: (this: S) => void): void {
+  socket.on("end", listener);
+  if (!socket.allowHalfOpen) return;
+  for (const l of socket.listeners("end")) if (l !== listener && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
 }
 
 /**

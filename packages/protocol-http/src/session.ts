@@ -5,7 +5,7 @@
  * honours `Connection: close`, and closes gracefully (end, linger, destroy).
  */
 import type { Socket } from "node:net";
-import type { Connection } from "@switchyard/core";
+import { onSocketEnd, type Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
 import { Exchange } from "./exchange.js";
 import { analyzeRequest } from "./head.js";
@@ -80,13 +80,8 @@ export class Session implements FramerHandler, DeadlineOwner {
     const conn = this.conn;
     socket[kSession] = this;
     socket.on("data", onClientData);
-    socket.on("end", onClientEnd);
+    onSocketEnd(socket, onClientEnd);
     socket.on("drain", onClientDrain);
-    // Node's own "end" listener only matters for sockets that are not half-open; dropping it
-    // keeps one listener instead of an array (the same as core's relay)
-    if (socket.allowHalfOpen) {
-      for (const l of socket.listeners("end")) if (l !== onClientEnd && l.name === "onReadableStreamEnd") socket.removeListener("end", l as never);
-    }
     conn.onDestroy(onConnectionDestroyed);
     conn.onDrain(onConnectionDrain);
     conn.onClientClose(onClientClose);
