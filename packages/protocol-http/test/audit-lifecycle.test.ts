@@ -198,6 +198,36 @@ describe("audit: counters", () => {
   });
 });
 
+const SWITCHED = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n";
+
+/**
+ * An upstream that answers the first request head with `answer` and then passes what the tunnel
+ * carried so far (everything after the head) to `onData` with each chunk and to `onEnd` at the
+ * client's FIN.
+ */
+function upgradeUpstream(
+  answer: (s: Socket) => void,
+  on: { onData?: (s: Socket, tunnel: string) => void; onEnd?: (s: Socket, tunnel: string) => void },
+  opts: { allowHalfOpen?: boolean } = {},
+): Promise<TestServer> {
+  return tcpServer((s) => {
+    let buf = "";
+    let upgraded = false;
+    s.on("data", (d: Buffer) => {
+      buf += d.toString("latin1");
+      if (!upgraded) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        upgraded = true;
+        buf = buf.slice(end + 4);
+        answer(s);
+      }
+      on.onData?.(s, buf);
+    });
+    if (on.onEnd) s.on("end", () => on.onEnd!(s, buf));
+  }, opts);
+}
+
 describe("audit: tunnels", () => {
   let tcp: TestServer | undefined;
   let env: Env | undefined;
@@ -205,23 +235,8 @@ describe("audit: tunnels", () => {
 
   it("the upstream half-closes first: the client still gets its bytes through and the answer back", async () => {
     const received: string[] = [];
-    tcp = await tcpServer(
-      (s) => {
-        let buf = "";
-        let upgraded = false;
-        s.on("data", (d: Buffer) => {
-          buf += d.toString("latin1");
-          if (!upgraded && buf.includes("\r\n\r\n")) {
-            upgraded = true;
-            buf = "";
-            s.end("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\nserver done");
-          }
-        });
-        // what arrived after our own FIN, recorded when the client's FIN comes through
-        s.on("end", () => received.push(buf));
-      },
-      { allowHalfOpen: true },
-    );
+    // what arrived after our own FIN, recorded when the client's FIN comes through
+    tcp = await upgradeUpstream((s) => s.end(SWITCHED + "server done"), { onEnd: (_s, tunnel) => received.push(tunnel) }, { allowHalfOpen: true });
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
     const c = await connectTo(env.port, "127.0.0.1", { allowHalfOpen: true });
     const all = readAll(c);
@@ -236,20 +251,9 @@ describe("audit: tunnels", () => {
   });
 
   it("the client half-closes first: the upstream's later answer still reaches the client", async () => {
-    tcp = await tcpServer(
-      (s) => {
-        let buf = "";
-        let upgraded = false;
-        s.on("data", (d: Buffer) => {
-          buf += d.toString("latin1");
-          if (!upgraded && buf.includes("\r\n\r\n")) {
-            upgraded = true;
-            buf = "";
-            s.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n");
-          }
-        });
-        s.on("end", () => setTimeout(() => s.end(`after your FIN: ${buf}`), 50));
-      },
+    tcp = await upgradeUpstream(
+      (s) => s.write(SWITCHED),
+      { onEnd: (s, tunnel) => setTimeout(() => s.end(`after your FIN: ${tunnel}`), 50) },
       { allowHalfOpen: true },
     );
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
@@ -264,18 +268,10 @@ describe("audit: tunnels", () => {
     expect(out).to.match(/after your FIN: last words$/);
   });
   it("carries bytes the client sent right behind the upgrade request (before the 101) into the tunnel", async () => {
-    tcp = await tcpServer((s) => {
-      let buf = "";
-      let upgraded = false;
-      s.on("data", (d: Buffer) => {
-        buf += d.toString("latin1");
-        if (!upgraded && buf.includes("\r\n\r\n")) {
-          upgraded = true;
-          buf = buf.slice(buf.indexOf("\r\n\r\n") + 4);
-          s.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n");
-        }
-        if (upgraded && buf.includes("!")) s.end(`echo:${buf}`);
-      });
+    tcp = await upgradeUpstream((s) => s.write(SWITCHED), {
+      onData: (s, tunnel) => {
+        if (tunnel.includes("!")) s.end(`echo:${tunnel}`);
+      },
     });
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
     const c = await connectTo(env.port);
@@ -285,3 +281,4 @@ describe("audit: tunnels", () => {
     expect(out).to.match(/^HTTP\/1\.1 101 [^]*\r\n\r\necho:early bytes!$/);
   });
 });
+
