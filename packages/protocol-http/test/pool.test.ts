@@ -4,6 +4,24 @@ import type { Socket } from "node:net";
 import { resourceBaseline, expectNoLeakedResources, sleep, waitFor, type TestServer } from "@switchyard/test-utils";
 import { rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
 
+/**
+ * An upstream whose first connection answers once, then resets on its next request (a stale
+ * keep-alive socket); later connections answer every request. Bodies name the connection: c1, c2…
+ */
+async function staleAfterFirstAnswer(): Promise<{ server: TestServer; connections(): number }> {
+  let n = 0;
+  const server = await tcpServer((s) => {
+    const id = ++n;
+    let served = 0;
+    s.on("data", () => {
+      if (id === 1 && served === 1) return s.destroy();
+      served++;
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc${id}`);
+    });
+  });
+  return { server, connections: () => n };
+}
+
 describe("upstream pool", () => {
   let backend: Backend | undefined;
   let tcp: TestServer | undefined;
@@ -53,34 +71,16 @@ describe("upstream pool", () => {
   });
 
   it("resends an idempotent request once on a fresh connection when a pooled socket turns out stale", async () => {
-    // first connection answers once, then resets on its next request (a stale keep-alive)
-    let n = 0;
-    tcp = await tcpServer((s) => {
-      const id = ++n;
-      let served = 0;
-      s.on("data", () => {
-        if (id === 1 && served === 1) return s.destroy();
-        served++;
-        s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc${id}`);
-      });
-    });
+    const stale = await staleAfterFirstAnswer();
+    tcp = stale.server;
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
     expect((await request(env.port)).body).to.equal("c1");
     expect((await request(env.port)).body).to.equal("c2");
-    expect(n).to.equal(2);
+    expect(stale.connections()).to.equal(2);
   });
 
   it("does not resend a POST with a body after a stale socket: 502", async () => {
-    let n = 0;
-    tcp = await tcpServer((s) => {
-      const id = ++n;
-      let served = 0;
-      s.on("data", () => {
-        if (id === 1 && served === 1) return s.destroy();
-        served++;
-        s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc${id}`);
-      });
-    });
+    tcp = (await staleAfterFirstAnswer()).server;
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
     expect((await request(env.port)).body).to.equal("c1");
     expect((await request(env.port, { method: "POST", body: "data" })).status).to.equal(502);
