@@ -91,6 +91,7 @@ export function retry(ex: Exchange, delayMs: number, otherTarget: boolean): void
   ex.resStream = undefined;
   ex.resHold = undefined;
   ex.resHoldBytes = 0;
+  ex.resHookedBytes = 0;
   ex.hooked = false;
   ex.upDone = false;
   ex.sent = false;

@@ -103,7 +103,8 @@ export function writeResponseHead(ex: Exchange, status: number, message: string 
 export function writeBodiless(ex: Exchange, status: number, message: string | undefined, headers: Headers, rf: ResponseFacts): void {
   ex.writeResponseHead(status, message, headers, { ...rf, bodyKind: BODY_NONE }, "");
   if (!ex.upDone) ex.resStream?.destroy();
-  const held = ex.resHoldBytes;
+  // every body byte read so far counts against the drain, held or already given to a tap
+  const held = ex.resHookedBytes;
   ex.resHold = undefined;
   ex.resHoldBytes = 0;
   ex.resStream = undefined;
@@ -133,11 +134,13 @@ export function onResponseBody(ex: Exchange, chunk: Buffer): void {
   if (hold !== undefined) {
     hold.push(chunk);
     ex.resHoldBytes += chunk.length;
+    ex.resHookedBytes += chunk.length;
     if (ex.resHoldBytes > QUEUE_HIGH_WATER) ex.pauseUpstream();
     return;
   }
   const rs = ex.resStream;
   if (rs !== undefined) {
+    ex.resHookedBytes += chunk.length;
     if (!rs.push(chunk)) ex.pauseUpstream();
     return;
   }

@@ -99,6 +99,8 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   resHold: Buffer[] | undefined;
   resHoldBytes = 0;
   resStream: Readable | undefined;
+  /** body bytes read while hooked, held or pushed to a tap's stream (what a drain has spent) */
+  resHookedBytes = 0;
   upgrading = false;
   aborted = false;
   finished = false;

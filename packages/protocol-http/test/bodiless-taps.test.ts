@@ -154,6 +154,33 @@ describe("onUpstreamResponse taps making a response bodiless", () => {
     expect(backend.sockets.length).to.equal(2);
   });
 
+  it("counts body bytes a tap's stream already read against the drain limit", async () => {
+    // 50 KB reach the tap's opened body stream before it turns the response into a 204; the
+    // 30 KB still to come would fit a fresh 64 KiB drain but not what is left of it
+    const piece = (n: number): string => `${n.toString(16)}\r\n${"x".repeat(n)}\r\n`;
+    const { backend, closed } = await backendWith([`${HEAD}Transfer-Encoding: chunked\r\n\r\n${piece(50_000)}`, `${piece(30_000)}0\r\n\r\n`], 150);
+    const opened: ProxyPlugin = {
+      name: "open-body",
+      apply(proxy) {
+        proxy.hooks.onUpstreamResponse.tapPromise("open-body", async (res) => {
+          if (!isHttpResponse(res) || !res.headers.some(([k]) => k === "X-Turn")) return res;
+          let seen = 0;
+          res.body!.on("data", (c: Buffer) => (seen += c.length));
+          await waitFor(() => seen >= 50_000);
+          res.status = 204;
+          return res;
+        });
+      },
+    };
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], { plugins: [opened] });
+    const [first, second] = await twoRequests(env);
+    expect([first!.status, second!.status]).to.deep.equal([204, 200]);
+    // closed by the drain once the rest arrives, well before the pool's 3 s idle timeout
+    await waitFor(() => closed() === 1, 1000, "the drained socket to close");
+    expect(backend.sockets.length).to.equal(2);
+    expect(env.protocol.poolStats(env.proxy.proxy)[0]).to.deep.include({ open: 1, idle: 1 });
+  });
+
   it("closes the upstream socket for a close-delimited body and gives up a drain that stalls past bodyTimeout", async () => {
     const { backend, closed } = await backendWith([`${HEAD}Connection: keep-alive\r\n\r\nno length`]);
     const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], { plugins: [tapStatus(204)] });
