@@ -1,10 +1,15 @@
 // A/B of two builds of the bare Switchyard HTTP proxy, for changes whose effect is smaller than
 // this shared VM's drift: both proxies run at once and wrk rounds alternate between them (A,B then
-// B,A), and the median of the per-pair ratios B/A is reported.
+// B,A), and the median of the per-pair ratios B/A is reported, for req/s and for the proxy
+// process's own CPU time per request (user + system, from /proc: the kernel's share of a proxy's
+// work, syscalls and loopback TCP, counts too). CPU per request moves less with the machine's
+// state than req/s does, which depends on how three processes share two cores.
 // Usage: build the baseline in a worktree (git worktree add /tmp/base <rev> && cd /tmp/base &&
 //   pnpm install --frozen-lockfile --offline && pnpm build), then, after pnpm build here:
 //   ROUNDS=10 node bench/tools/ab-http.mjs /tmp/base .
+// Env: ROUNDS (10), SECONDS_PER_RUN (3), PATHS ("/,/big"), KIND (switchyard | switchyard-plugins).
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { median, startServer } from "../lib/proc.mjs";
 
@@ -12,33 +17,47 @@ const [treeA, treeB] = process.argv.slice(2).map((p) => resolve(p));
 if (!treeA || !treeB) throw new Error("usage: node bench/tools/ab-http.mjs <tree A> <tree B>");
 const ROUNDS = Number(process.env.ROUNDS ?? 10);
 const SECONDS = Number(process.env.SECONDS_PER_RUN ?? 3);
+const PATHS = (process.env.PATHS ?? "/,/big").split(",");
+const KIND = process.env.KIND ?? "switchyard";
 
-const wrk = (port, seconds, path) =>
-  Number(/Requests\/sec:\s+([\d.]+)/.exec(execFileSync("wrk", ["-t1", "-c64", `-d${seconds}s`, `http://127.0.0.1:${port}${path}`], { encoding: "utf8" }))[1]);
+/** user + system CPU seconds of a process so far */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** one wrk run: req/s and the proxy's CPU µs per request */
+function run(proxy, seconds, path) {
+  const cpu0 = cpuSeconds(proxy.child.pid);
+  const text = execFileSync("wrk", ["-t1", "-c64", `-d${seconds}s`, `http://127.0.0.1:${proxy.port}${path}`], { encoding: "utf8" });
+  const cpu = cpuSeconds(proxy.child.pid) - cpu0;
+  const requests = Number(/(\d+) requests in/.exec(text)[1]);
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)[1]), usPerReq: (cpu * 1e6) / requests };
+}
 
 const backend = await startServer("../http-backend.mjs");
-const a = await startServer(`${treeA}/bench/http-proxy.mjs`, ["switchyard", String(backend.port)]);
-const b = await startServer(`${treeB}/bench/http-proxy.mjs`, ["switchyard", String(backend.port)]);
+const a = await startServer(`${treeA}/bench/http-proxy.mjs`, [KIND, String(backend.port)]);
+const b = await startServer(`${treeB}/bench/http-proxy.mjs`, [KIND, String(backend.port)]);
 try {
-  for (const path of ["/", "/big"]) {
-    wrk(a.port, 1, path);
-    wrk(b.port, 1, path);
+  for (const path of PATHS) {
+    run(a, 1, path);
+    run(b, 1, path);
     const ra = [];
     const rb = [];
-    const ratios = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const first = i % 2 ? b : a;
-      const second = i % 2 ? a : b;
-      const x = wrk(first.port, SECONDS, path);
-      const y = wrk(second.port, SECONDS, path);
+      const [first, second] = i % 2 ? [b, a] : [a, b];
+      const x = run(first, SECONDS, path);
+      const y = run(second, SECONDS, path);
       const [va, vb] = i % 2 ? [y, x] : [x, y];
       ra.push(va);
       rb.push(vb);
-      ratios.push(vb / va);
     }
+    const rps = rb.map((r, i) => r.rps / ra[i].rps);
+    const cpu = rb.map((r, i) => r.usPerReq / ra[i].usPerReq);
+    const m = (xs, k) => median(xs.map((r) => r[k]));
+    console.log(`${path}: req/s A ${m(ra, "rps").toFixed(0)}, B ${m(rb, "rps").toFixed(0)}, median pair B/A ${median(rps).toFixed(3)} (pairs ${rps.map((r) => r.toFixed(2)).join(" ")})`);
     console.log(
-      `${path}: A ${median(ra).toFixed(0)} req/s, B ${median(rb).toFixed(0)} req/s, median pair B/A ${median(ratios).toFixed(3)}`,
-      `(pairs ${ratios.map((r) => r.toFixed(2)).join(" ")})`,
+      `${path}: proxy CPU µs/req A ${m(ra, "usPerReq").toFixed(1)}, B ${m(rb, "usPerReq").toFixed(1)}, median pair B/A ${median(cpu).toFixed(3)} (pairs ${cpu.map((r) => r.toFixed(2)).join(" ")})`,
     );
   }
 } finally {

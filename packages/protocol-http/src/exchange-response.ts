@@ -24,6 +24,13 @@ import { DRAIN_LIMIT, ResponseDrain } from "./response-drain.js";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const QUEUE_HIGH_WATER = 64 * 1024;
+/**
+ * Response bytes queued on the client socket before the upstream is paused. Not the socket's
+ * own 16 KiB mark: one 64 KiB read already passes that while the client is corked until the
+ * check phase, and pausing there left the rest of a response read in the same turn for a
+ * second syscall.
+ */
+const CLIENT_HIGH_WATER = 128 * 1024;
 const CRLF = "\r\n";
 
 export function onResponseHead(ex: Exchange, h: RawHead): boolean {
@@ -144,7 +151,8 @@ export function onResponseBody(ex: Exchange, chunk: Buffer): void {
     if (!rs.push(chunk)) ex.pauseUpstream();
     return;
   }
-  if (!ex.writeDown(chunk)) ex.pauseUpstream();
+  ex.writeDown(chunk);
+  if (ex.session.socket.writableLength > CLIENT_HIGH_WATER) ex.pauseUpstream();
 }
 
 export function writeDown(ex: Exchange, chunk: Buffer): boolean {

@@ -1,6 +1,8 @@
 import http from "node:http";
+import { connect } from "node:net";
+import { once } from "node:events";
 import { expect } from "chai";
-import { startRawBackend } from "@switchyard/test-utils";
+import { sleep, startRawBackend } from "@switchyard/test-utils";
 import { closeAfterTest, rawSocket, startHttpProxy } from "./helpers.js";
 
 // Response bodies stream: slices read together leave together (the client socket stays corked
@@ -57,5 +59,44 @@ describe("response body streaming", () => {
     } finally {
       agent.destroy();
     }
+  });
+  it("stops reading the upstream while a client does not read: what it holds stays bounded, and the abort frees both sides", async () => {
+    const total = 256 * 1024 * 1024;
+    const piece = Buffer.alloc(256 * 1024, 0x61);
+    let flushed = 0;
+    let stalled = false;
+    const backend = closeAfterTest(
+      await startRawBackend((_req, socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`);
+        // write as fast as the proxy takes it, never past the socket's own backpressure
+        const pump = (): void => {
+          while (flushed < total && !socket.destroyed) {
+            flushed += piece.length;
+            if (!socket.write(piece)) {
+              stalled = true;
+              return void socket.once("drain", () => ((stalled = false), pump()));
+            }
+          }
+        };
+        pump();
+      }),
+    );
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const client = connect({ port: env.port, host: "127.0.0.1" });
+    client.on("error", () => {});
+    await once(client, "connect");
+    client.pause(); // never reads: only the kernel buffers take the response
+    client.write("GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    // once the buffers along the way are full, the backend waits for a drain that never comes
+    let last = -1;
+    while ((flushed !== last || !stalled) && flushed < total) {
+      last = flushed;
+      await sleep(200);
+    }
+    // socket buffers on loopback grow to a few MB each; a proxy that kept reading would have
+    // taken all 256 MB
+    expect(flushed).to.be.below(64 * 1024 * 1024);
+    client.destroy();
+    await env.close(); // asserts no connection is left active
   });
 });
