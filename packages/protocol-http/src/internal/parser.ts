@@ -24,6 +24,8 @@ interface ParserCore {
   connection: string;
   hadError: boolean;
   initialize(type: "REQUEST" | "RESPONSE"): void;
+  HEADER(): boolean | undefined;
+  BODY_SIZED(): void;
 }
 
 const HTTPParser = (httpParserJs as unknown as { HTTPParser: { new (type: "REQUEST" | "RESPONSE"): ParserCore; prototype: ParserCore; methods: string[]; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number } }).HTTPParser;
@@ -79,7 +81,10 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ \x00-\x1f\x7f]+) HTTP\/(\d)\.(\d)$/;
 const RESPONSE_LINE = /^HTTP\/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/;
-const HEAD_STATES: Record<string, true | undefined> = { REQUEST_LINE: true, RESPONSE_LINE: true, HEADER: true };
+/** the states that read head lines (compared by identity: V8 interns the constant strings) */
+function inHead(state: string): boolean {
+  return state === "HEADER" || state === "REQUEST_LINE" || state === "RESPONSE_LINE";
+}
 const identity = (v: unknown): unknown => v;
 
 /**
@@ -216,7 +221,16 @@ export class Framer extends HTTPParser {
     this.stop = false;
     try {
       while (this.offset < end && !this.stop) {
-        if ((this as unknown as Record<string, () => boolean | undefined>)[this.state]!()) break;
+        // a switch instead of this[this.state](): a keyed load whose key keeps changing is
+        // megamorphic, and it ran once per state of every message
+        const state = this.state;
+        let done: boolean | undefined;
+        if (state === "HEADER") done = this.HEADER();
+        else if (state === "BODY_SIZED") this.BODY_SIZED();
+        else if (state === "REQUEST_LINE") this.#requestLine();
+        else if (state === "RESPONSE_LINE") this.#responseLine();
+        else done = (this as unknown as Record<string, () => boolean | undefined>)[state]!();
+        if (done === true) break;
       }
     } catch (err) {
       this.hadError = true;
@@ -269,8 +283,8 @@ export class Framer extends HTTPParser {
     this.line = "";
     this.offset = i + 1;
     if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
-    else if (this.#limits.strict && HEAD_STATES[this.state] === true) throw new HttpParseError(400, "bare LF in head");
-    if (HEAD_STATES[this.state] === true) {
+    else if (this.#limits.strict && inHead(this.state)) throw new HttpParseError(400, "bare LF in head");
+    if (inHead(this.state)) {
       this.headerSize += line.length + 2;
       if (this.headerSize > this.#limits.maxHeaderSize) {
         throw new HttpParseError(this.state === "REQUEST_LINE" ? 414 : this.kind === "request" ? 431 : 502, "head too large");
