@@ -80,6 +80,7 @@ http {
   }
   return {
     port,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));

@@ -1,6 +1,6 @@
 // Starting and talking to bench child processes; machine description; markdown helpers.
 import { spawn, execSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 
 export const here = (p) => new URL(p, import.meta.url).pathname;
@@ -71,6 +71,25 @@ export async function load(task) {
     return await h.next("result", timeoutMs + 5000);
   } finally {
     await h.stop();
+  }
+}
+
+/**
+ * User + system CPU seconds used so far by a process and its descendants (nginx's workers),
+ * from /proc; NaN when unavailable (not Linux, or the process is gone).
+ */
+export function treeCpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    let total = (Number(fields[11]) + Number(fields[12])) / 100;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/)) {
+        if (child !== "") total += treeCpuSeconds(Number(child));
+      }
+    }
+    return total;
+  } catch {
+    return NaN;
   }
 }
 
