@@ -82,12 +82,14 @@ export function statusForError(err: unknown): number {
 /**
  * A complete error response: `text/plain`, Content-Length, the request id in the body and in
  * `X-Request-Id`, `Retry-After` for 503, `Connection: close` when the session will close.
+ * `headOnly` (the answer to a HEAD request) sends the head alone, Content-Length included
+ * (RFC 9110 §9.3.2): body bytes would be read as the start of the next response.
  */
-export function errorResponse(status: number, requestId: string, close: boolean, detail?: string): Buffer {
+export function errorResponse(status: number, requestId: string, close: boolean, detail?: string, headOnly = false): Buffer {
   const reason = statusText(status);
   const body = `${status} ${reason}${detail ? `: ${detail}` : ""}\nrequest id: ${requestId}\n`;
   let head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n`;
   if (status === 503) head += "Retry-After: 1\r\n";
   head += close ? "Connection: close\r\n\r\n" : "\r\n";
-  return Buffer.from(head + body, "utf8");
+  return Buffer.from(headOnly ? head : head + body, "utf8");
 }

@@ -48,7 +48,7 @@ export function respondError(ex: Exchange, status: number, err: unknown): void {
   ex.headWritten = true;
   ex.downStarted = true;
   ex.closeAfter = close;
-  ex.session.socket.write(errorResponse(status, ex.id, close, detail));
+  ex.session.socket.write(errorResponse(status, ex.id, close, detail, ex.method === "HEAD"));
   ex.downDone = true;
   ex.maybeFinish();
 }

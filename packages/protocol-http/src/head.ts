@@ -321,13 +321,22 @@ export function serializeResponseHead(
   f: { framing: BodyKind; close: boolean; keepAliveHeader: boolean; upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean },
 ): string {
   let s = "HTTP/1.1 " + status + " " + (message || statusText(status)) + "\r\n";
+  // analyzeResponse accepts repeated identical Content-Lengths; they go down as one (RFC 9110
+  // §8.6), as clients such as llhttp reject a repeated Content-Length
+  let lengths = 0;
   if (isPairs(headers)) {
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i]!;
-      s += responseField(pair[0], pair[1], f);
+      const line = responseField(pair[0], pair[1], f);
+      if (line !== "" && isContentLength(pair[0]) && lengths++ > 0) continue;
+      s += line;
     }
   } else {
-    for (let i = 0; i < headers.length; i += 2) s += responseField(headers[i]!, headers[i + 1]!, f);
+    for (let i = 0; i < headers.length; i += 2) {
+      const line = responseField(headers[i]!, headers[i + 1]!, f);
+      if (line !== "" && isContentLength(headers[i]!) && lengths++ > 0) continue;
+      s += line;
+    }
   }
   if (f.framing === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
   if (f.upgrade) s += "Connection: upgrade\r\n";
@@ -336,11 +345,15 @@ export function serializeResponseHead(
   return s + "\r\n";
 }
 
+function isContentLength(name: string): boolean {
+  return name.length === 14 && name.toLowerCase() === "content-length";
+}
+
 /** One response header line as sent downstream ("" when it is dropped). */
 function responseField(name: string, value: string, f: { upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean }): string {
   if (hopByHop(name, f.upgrade)) return "";
   if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
-  if (!f.keepLength && name.length === 14 && name.toLowerCase() === "content-length") return "";
+  if (!f.keepLength && isContentLength(name)) return "";
   return name + ": " + value + "\r\n";
 }
 
