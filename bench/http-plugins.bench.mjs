@@ -7,7 +7,7 @@
 // Env: BENCH_HTTP_SECONDS (4), BENCH_HTTP_ROUNDS (5), BENCH_HTTP_PROF=dir (node --cpu-prof
 // into dir for both proxy processes).
 import { execFileSync } from "node:child_process";
-import { startServer, table, writeResult, met } from "./lib/proc.mjs";
+import { startServer, table, writeResult, met, treeCpuSeconds } from "./lib/proc.mjs";
 
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
@@ -17,9 +17,16 @@ const flags = PROF ? ["--cpu-prof", `--cpu-prof-dir=${PROF}`] : [];
 // what HeadersPlugin adds to each request with default options (the port varies; same length)
 const ADDED = ["X-Forwarded-For: 127.0.0.1", "X-Forwarded-Proto: http", "X-Forwarded-Host: 127.0.0.1:8080", "X-Forwarded-Port: 40000", "Via: 1.1 switchyard"];
 
-function wrk(url, seconds, extra = []) {
-  const text = execFileSync("wrk", ["-t1", "-c64", `-d${seconds}s`, ...extra, url], { encoding: "utf8" });
-  return Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+/** one wrk run against a proxy: req/s, and CPU µs per request of that proxy and of the backend */
+function wrk(proxy, path, seconds, extra = []) {
+  const cpu0 = [treeCpuSeconds(proxy.child.pid), treeCpuSeconds(backend.child.pid)];
+  const text = execFileSync("wrk", ["-t1", "-c64", `-d${seconds}s`, ...extra, `http://127.0.0.1:${proxy.port}${path}`], { encoding: "utf8" });
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]),
+    proxyUs: ((treeCpuSeconds(proxy.child.pid) - cpu0[0]) * 1e6) / requests,
+    backendUs: ((treeCpuSeconds(backend.child.pid) - cpu0[1]) * 1e6) / requests,
+  };
 }
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -37,22 +44,39 @@ try {
       ["bare, client sends the added headers", bare, ADDED.flatMap((h) => ["-H", h])],
     ];
     const r = Object.fromEntries(arms.map(([name]) => [name, []]));
-    for (const [, s, extra] of arms) wrk(`http://127.0.0.1:${s.port}${path}`, 1, extra);
+    for (const [, s, extra] of arms) wrk(s, path, 1, extra);
     for (let i = 0; i < ROUNDS; i++) {
       const order = [...arms.slice(i % arms.length), ...arms.slice(0, i % arms.length)];
-      for (const [name, s, extra] of order) r[name].push(wrk(`http://127.0.0.1:${s.port}${path}`, SECONDS, extra));
+      for (const [name, s, extra] of order) r[name].push(wrk(s, path, SECONDS, extra));
     }
-    const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
+    const med = (k) => Object.fromEntries(Object.entries(r).map(([arm, v]) => [arm, median(v.map((x) => x[k]))]));
+    const m = med("rps");
+    const proxyUs = med("proxyUs");
+    const backendUs = med("backendUs");
     const raw = m.plugins / m.bare;
     const own = m.plugins / m["bare, client sends the added headers"];
-    rows.push([size, ...Object.values(m).map((x) => x.toFixed(0)), `**${raw.toFixed(2)}** (≥ 0.9: ${met(raw >= 0.9)})`, own.toFixed(2)]);
-    console.log(`${size}: ${Object.entries(r).map(([k, v]) => `${k} ${m[k].toFixed(0)} (${v.map((x) => x.toFixed(0)).join("/")})`).join(", ")}; plugins/bare ${raw.toFixed(2)}, plugins/bare-with-headers ${own.toFixed(2)}`);
+    const cpu = (arm) => `${proxyUs[arm].toFixed(1)} / ${backendUs[arm].toFixed(1)}`;
+    rows.push([
+      size,
+      ...Object.values(m).map((x) => x.toFixed(0)),
+      `**${raw.toFixed(2)}** (≥ 0.9: ${met(raw >= 0.9)})`,
+      own.toFixed(2),
+      cpu("bare"),
+      cpu("plugins"),
+      (proxyUs.plugins / proxyUs.bare).toFixed(2),
+    ]);
+    console.log(`${size}: ${Object.entries(r).map(([k, v]) => `${k} ${m[k].toFixed(0)} (${v.map((x) => x.rps.toFixed(0)).join("/")})`).join(", ")}; plugins/bare ${raw.toFixed(2)}, plugins/bare-with-headers ${own.toFixed(2)}; proxy µs/req bare ${proxyUs.bare.toFixed(1)} plugins ${proxyUs.plugins.toFixed(1)}`);
   }
   out.push("## HTTP plugin overhead (A/B)");
   out.push("");
-  out.push(`\`wrk -t1 -c64 -d${SECONDS}s\`, ${ROUNDS} rounds rotating across the arms, medians. "+plugins" is HeadersPlugin + RetryPlugin with default options. HeadersPlugin adds five request headers (${ADDED.map((h) => h.split(":")[0]).join(", ")}); the backend shares the machine's 2 cores and parses them too, so the third arm has the client send the same headers to the bare proxy: the last column is the proxy's own plugin overhead.`);
+  out.push(`\`wrk -t1 -c64 -d${SECONDS}s\`, ${ROUNDS} rounds rotating across the arms, medians. "+plugins" is HeadersPlugin + RetryPlugin with default options. HeadersPlugin adds five request headers (${ADDED.map((h) => h.split(":")[0]).join(", ")}); the backend shares the machine's 2 cores and parses them too, so the third arm has the client send the same headers to the bare proxy: the "same headers" column is the proxy's own plugin overhead in req/s. The CPU columns are user + system time per request of the proxy process and of the backend (from /proc, medians of the rounds): the last one is what the plugins cost the proxy itself.`);
   out.push("");
-  out.push(table(["size", "bare req/s", "+plugins req/s", "bare + client-sent headers req/s", "+plugins / bare (target)", "+plugins / bare with the same headers"], rows));
+  out.push(
+    table(
+      ["size", "bare req/s", "+plugins req/s", "bare + client-sent headers req/s", "+plugins / bare (target)", "+plugins / bare with the same headers", "bare: proxy / backend CPU µs/req", "+plugins: proxy / backend CPU µs/req", "proxy CPU +plugins / bare"],
+      rows,
+    ),
+  );
   out.push("");
   out.push("Command: `node bench/run.mjs http-plugins`; `BENCH_HTTP_PROF=<dir>` adds `node --cpu-prof` of the proxies.");
   writeResult("http-plugins", out.join("\n"));
