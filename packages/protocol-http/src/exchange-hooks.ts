@@ -8,7 +8,7 @@ import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type Pro
 import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
 import { writeBodiless } from "./exchange-response.js";
-import { authorityOf, bodilessStatus, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
+import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -157,6 +157,9 @@ function responseHookDone(ex: Exchange, attempt: number, err: unknown, out: Http
 /** A tap read `res.body`: from now on the body flows through a Readable. */
 export function openResponseStream(ex: Exchange): Readable {
   const body = new Readable({ highWaterMark: 64 * 1024, read: () => ex.onClientDrain() });
+  // the exchange handles an upstream failure itself: a tap holding the stream without an
+  // 'error' listener (or only having opened it) must not turn it into an uncaught exception
+  body.on("error", noop);
   for (const c of ex.resHold ?? []) body.push(c);
   ex.resHold = undefined;
   ex.resHoldBytes = 0;
@@ -204,17 +207,29 @@ function afterResponseHook(ex: Exchange, attempt: number, out: HttpUpstreamRespo
     ex.onClientDrain();
     return;
   }
-  body.on("data", (c: Buffer) => {
-    if (!ex.writeDown(c)) body.pause();
-  });
-  body.once("end", () => {
+  // bytes a tap read from the stream are not the client's: a Content-Length body that comes up
+  // short, or a stream a tap ended or destroyed before the proxy could finish it, cannot be
+  // completed: abort rather than leave the client waiting for (or mis-framing) missing bytes
+  let written = 0;
+  const ended = () => {
+    if (rf.bodyKind === BODY_LENGTH && written !== rf.contentLength) return ex.conn.destroy("plugin-error");
     ex.endDown();
     ex.maybeFinish();
+  };
+  if (body.readableEnded) return ended();
+  if (body.destroyed) return ex.conn.destroy("plugin-error");
+  body.on("data", (c: Buffer) => {
+    written += c.length;
+    if (!ex.writeDown(c)) body.pause();
   });
-  body.once("error", () => {
-    if (!ex.downDone) ex.conn.destroy("upstream-error");
+  body.once("end", ended);
+  body.once("close", () => {
+    if (!body.readableEnded && !ex.downDone) ex.conn.destroy("upstream-error");
   });
+  if (body.isPaused()) body.resume();
 }
+
+function noop(): void {}
 
 /** The upstream failed before answering: taps may retry or answer instead. */
 export function runErrorHook(ex: Exchange, err: Error, requestSent: boolean): void {

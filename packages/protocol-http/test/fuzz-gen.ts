@@ -279,7 +279,7 @@ function upSpec(r: Rng, req: { upgrade: boolean; method: string; bodied: boolean
   return { kind, seed: r.int(0, 2 ** 31), interim, split: r.chance(0.3) };
 }
 
-function buildRequest(r: Rng, caseId: string, idx: number, last: boolean): ReqSpec {
+export function buildRequest(r: Rng, caseId: string, idx: number, last: boolean): ReqSpec {
   const id = `${caseId}.${idx}`;
   const http10 = r.chance(0.2);
   const upgrade = last && !http10 && r.chance(0.08);
