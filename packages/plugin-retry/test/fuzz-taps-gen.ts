@@ -67,7 +67,6 @@ export const plans = new Map<string, { req: ReqPlan; res: ResPlan[] }>();
 export const reqRecords = new Map<string, ReqRecord>();
 export const resRecords = new Map<string, ResRecord[]>();
 
-const HEAD_SWAP = process.env.FUZZ_HEAD_SWAP === "1";
 const DIRECT = [200, 201, 204, 304, 403, 404, 103];
 const RES_STATUS = [200, 500, 503, 204, 304, 103, 404];
 
@@ -85,10 +84,9 @@ function reqPlan(r: Rng, q: ReqSpec): ReqPlan {
   if (!q.upgrade && r.chance(0.35)) {
     const bodied = q.body.length > 0 || q.chunked;
     p.method = bodied ? r.pick(["PUT", "POST", "PATCH"]) : r.pick(["GET", "DELETE", "OPTIONS", "POST", "HEAD"]);
-    // known, unfixed: a tap turning a request into HEAD or a HEAD into something else makes the
-    // proxy frame the client's answer by the tap's method (see the report in fuzz-taps.test.ts);
-    // FUZZ_HEAD_SWAP=1 generates these swaps
-    if (!HEAD_SWAP && (p.method === "HEAD") !== (q.method === "HEAD")) delete p.method;
+    // a tap turning a request into HEAD or a HEAD into something else is answered 500
+    // (protocol-http's hooks.test.ts); this checker does not model that, so no such swap
+    if ((p.method === "HEAD") !== (q.method === "HEAD")) delete p.method;
   }
   if (r.chance(0.3)) p.path = r.chance(0.8) ? "prefix" : "unknown";
   return p;

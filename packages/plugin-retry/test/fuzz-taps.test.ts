@@ -15,10 +15,7 @@
  * FUZZ_SHUTDOWN_BATCHES (default 10), FUZZ_CONCURRENCY (default 16). A failure prints its
  * seed and a replay command.
  *
- * Known, not fixed (see the fuzz report): a tap turning a request into HEAD, or a HEAD into
- * another method, makes the proxy frame the client's answer by the tap's method (502/504 error
- * bodies to HEAD clients, bodiless answers to GET clients); FUZZ_HEAD_SWAP=1 generates those.
- * FUZZ_SEED=14494 FUZZ_CASES=1: after a keep-alive 502 (request 0's upstream closed mid-body
+ * Known, not fixed: FUZZ_SEED=14494 FUZZ_CASES=1: after a keep-alive 502 (request 0's upstream closed mid-body
  * while a tap held its stream), the next request is read and then dropped with a bare close.
  */
 import { expect } from "chai";

@@ -60,6 +60,12 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
 function afterRequestHook(ex: Exchange, msg: HttpRequest, out: HttpRequestMessage): void {
   if (ex.aborted || ex.finished) return;
   if (out.response !== undefined) return ex.respondDirect(out.response);
+  // the client's response is framed by the method it sent: an answer to HEAD has no body, one
+  // to anything else has one; a tap turning a request into HEAD or a HEAD into something else
+  // would get an answer that cannot be framed for the client
+  if ((out.method === "HEAD") !== (ex.method === "HEAD")) {
+    return ex.hookFailed(new Error(`an onRequest tap changed the method from ${ex.method} to ${out.method}`), 500);
+  }
   ex.method = out.method;
   ex.reqOut = out;
   ex.target = out.target;

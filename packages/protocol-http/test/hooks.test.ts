@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { appendHeader, getHeader, isHttpRequest, isHttpResponse, parseTargetForTest, setHeader, Stage, type HttpRequestMessage, type ProxyPlugin } from "./hook-helpers.js";
-import { request, startBackend, startHttpProxy, type Backend, type Env } from "./helpers.js";
+import { rawSocket, request, startBackend, startHttpProxy, type Backend, type Env } from "./helpers.js";
 
 function plugin(name: string, apply: ProxyPlugin["apply"]): ProxyPlugin {
   return { name, apply };
@@ -82,6 +82,32 @@ describe("hooks", () => {
     expect(r.status).to.equal(500);
     expect(r.body).to.match(/request id: \S+/);
     expect(errors).to.deep.equal(["boom"]);
+  });
+
+  it("answers 500 when a tap turns a request into HEAD or a HEAD into another method, framed for the client's own method", async () => {
+    a = await startBackend((_req, res) => res.end("upstream body"));
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${a.port}`] }], {
+      plugins: [
+        plugin("swap", (proxy) =>
+          proxy.hooks.onRequest.tap("swap", (req) => {
+            if (isHttpRequest(req) && getHeader(req.headers, "x-swap") !== undefined) req.method = req.method === "HEAD" ? "GET" : "HEAD";
+            return req;
+          }),
+        ),
+      ],
+    });
+    const c = await rawSocket(env.port);
+    c.socket.write("GET /1 HTTP/1.1\r\nHost: a\r\nX-Swap: 1\r\n\r\n");
+    await c.waitFor(/request id: \S+\n$/);
+    expect(c.received()).to.match(/^HTTP\/1\.1 500 /);
+    // the HEAD's 500 is the head alone: the next response on the connection starts right after it
+    c.socket.write("HEAD /2 HTTP/1.1\r\nHost: a\r\nX-Swap: 1\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitFor(/upstream body$/);
+    const after = c.received().slice(c.received().indexOf("\n", c.received().indexOf("request id")) + 1);
+    expect(after).to.match(/^HTTP\/1\.1 500 [^]*?\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nupstream body$/);
+    expect(after.split("request id").length).to.equal(1);
+    expect(a.requests.map((r) => r.method)).to.deep.equal(["GET"]);
+    c.socket.destroy();
   });
 
   it("lets onUpstreamResponse taps change status and headers, and see the body stream", async () => {
