@@ -27,6 +27,9 @@ export function hookFailed(ex: Exchange, err: unknown, status: number): void {
     proxy.logger.error("plugin failed", { id: ex.id, hook: err.hook, plugin: err.plugin, error: err.message });
     proxy.events.emit("pluginError", err);
   } else proxy.logger.error("hook failed", { id: ex.id, error: (err as Error)?.message ?? String(err) });
+  // a tap that fails after its exchange was answered (a 502 for the upstream's reset while the
+  // tap still read the body) must not touch the connection: it serves the next request now
+  if (ex.aborted || ex.finished) return;
   if (ex.headWritten) return ex.conn.destroy("plugin-error", err);
   ex.respondError(status, err);
 }

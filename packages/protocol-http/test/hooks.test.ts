@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { appendHeader, getHeader, isHttpRequest, isHttpResponse, parseTargetForTest, setHeader, Stage, type HttpRequestMessage, type ProxyPlugin } from "./hook-helpers.js";
-import { rawSocket, request, startBackend, startHttpProxy, type Backend, type Env } from "./helpers.js";
+import { startRawBackend } from "@switchyard/test-utils";
+import { closeAfterTest, rawSocket, request, startBackend, startHttpProxy, type Backend, type Env } from "./helpers.js";
 
 function plugin(name: string, apply: ProxyPlugin["apply"]): ProxyPlugin {
   return { name, apply };
@@ -107,6 +108,34 @@ describe("hooks", () => {
     expect(after).to.match(/^HTTP\/1\.1 500 [^]*?\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nupstream body$/);
     expect(after.split("request id").length).to.equal(1);
     expect(a.requests.map((r) => r.method)).to.deep.equal(["GET"]);
+    c.socket.destroy();
+  });
+
+  it("keeps the connection when a tap fails after its exchange was already answered (upstream reset while the tap read the body)", async () => {
+    const backend = closeAfterTest(
+      await startRawBackend((req, socket) => {
+        if (!req.requestLine.includes("/first")) return void socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut short");
+        setTimeout(() => socket.destroy(), 20);
+      }),
+    );
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }], {
+      plugins: [
+        plugin("reader", (proxy) =>
+          proxy.hooks.onUpstreamResponse.tapPromise("reader", async (res) => {
+            if (!isHttpResponse(res) || res.body === null || res.status !== 200 || res.headers.some(([, v]) => v === "2")) return res;
+            for await (const _ of res.body) {
+              // reads until the upstream's reset fails the stream: the tap rejects, late
+            }
+            return res;
+          }),
+        ),
+      ],
+    });
+    const c = await rawSocket(env.port);
+    c.socket.write("GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitFor(/\r\n\r\nok$/);
+    expect(c.received()).to.match(/^HTTP\/1\.1 502 [^]*HTTP\/1\.1 200 OK\r\n/);
     c.socket.destroy();
   });
 
