@@ -219,7 +219,8 @@ export class Session implements FramerHandler, DeadlineOwner {
   #reject(status: number, detail: string): void {
     const id = `${this.conn.id}.${this.requests + 1}`;
     this.runtime.proxy.logger.info("bad request", { id, status, error: detail });
-    if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, detail));
+    // a HEAD's answer has no body, even this one: the request line may have been read
+    if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, detail, this.framer?.requestMethod === "HEAD"));
     this.closeGracefully();
   }
 

@@ -160,3 +160,20 @@ describe("dot segments", () => {
     expect(out).to.match(/public \/b\?x$/);
   });
 });
+
+describe("errors answered before a request reaches an exchange", () => {
+  it("sends a HEAD's 400 without a body once its request line was read; other methods get the text body", async () => {
+    const backend = await startBackend((_req, res) => res.end("never"));
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const head = await raw(env.port, "HEAD / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n");
+    expect(statusOf(head)).to.equal(400);
+    expect(head).to.match(/\r\nContent-Length: \d+\r\n/);
+    expect(head.endsWith("\r\n\r\n")).to.equal(true);
+    const get = await raw(env.port, "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n");
+    expect(get).to.match(/^HTTP\/1\.1 400 [^]*\r\n\r\n400 Bad Request[^]*request id: \S+\n$/);
+    // a GET on a connection whose previous request was a HEAD is not taken for one
+    const after = await raw(env.port, "HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n");
+    expect(after).to.match(/request id: \S+\n$/);
+    expect(backend.requests.map((r) => r.method)).to.deep.equal(["HEAD"]);
+  });
+});

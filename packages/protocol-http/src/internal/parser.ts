@@ -144,6 +144,14 @@ export class Framer extends HTTPParser {
   reinitialize(type: "REQUEST" | "RESPONSE"): void {
     this.initialize(type);
     this.#headerCount = 0;
+    // a request's method is its own; a response framer keeps the one expect() gave it (a 1xx
+    // is a message of its own, and the final response still answers that method)
+    if (type === "REQUEST") this.#method = "";
+  }
+
+  /** The method of the request being read ("" before its request line); requests only. */
+  get requestMethod(): string {
+    return this.type === "REQUEST" ? this.#method : "";
   }
 
   /** @internal one shared no-op wrapper instead of a closure per callback */
@@ -263,6 +271,7 @@ export class Framer extends HTTPParser {
   reset(): void {
     this.initialize(this.kind === "request" ? "REQUEST" : "RESPONSE");
     this.#headerCount = 0;
+    this.#method = "";
     this.error = undefined;
   }
 
