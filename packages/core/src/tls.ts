@@ -81,6 +81,10 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
   });
   tlsSocket.on("error", (err) => conn.destroy("client-error", err));
+  // a client FIN before the handshake is done can never become a TLS session: the listener's
+  // sockets are half-open (for relays), so nothing else would end it before the deadline
+  const endedEarly = (): void => conn.destroy("client-closed");
+  tlsSocket.once("end", endedEarly);
   conn.socket = tlsSocket;
   return new Promise<TLSSocket>((resolve, reject) => {
     conn.onDestroy(() => reject(new ProtocolError("connection closed during TLS handshake")));
@@ -88,6 +92,7 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
       conn.destroy("handshake-timeout", new UpstreamTimeoutError("tls-handshake", "client TLS handshake timed out"));
     });
     tlsSocket.once("secure", () => {
+      tlsSocket.off("end", endedEarly);
       conn.clearTimer("tls-handshake");
       conn.info.tls = true;
       const sn = (tlsSocket as TLSSocket & { servername?: string | false }).servername;

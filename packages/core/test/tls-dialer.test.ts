@@ -13,6 +13,7 @@ import {
   startEchoServer,
   startProxy,
   waitClose,
+  waitFor,
   type TestCa,
 } from "@switchyard/test-utils";
 
@@ -70,6 +71,39 @@ describe("TLS termination", () => {
     await expectNoActiveConnections(proxy);
     await proxy.close();
   });
+});
+
+describe("TLS handshake aborted by the client", () => {
+  let ca: TestCa;
+  before(function () {
+    this.timeout(30_000);
+    ca = createTestCa();
+  });
+
+  // the first bytes of a TLS 1.2+ ClientHello record: a handshake the proxy starts and never sees finished
+  const partialHello = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03]);
+  for (const [how, bytes, end] of [
+    ["FIN after part of a ClientHello", partialHello, "fin"],
+    ["FIN before any byte", Buffer.alloc(0), "fin"],
+    ["reset after part of a ClientHello", partialHello, "reset"],
+  ] as const) {
+    it(`releases the connection at once on a ${how}, not at the handshake deadline`, async () => {
+      const { proxy, port } = await startProxy({
+        listeners: [{ name: "tls", protocol: "tcp", port: 0, tls: ca.issue({ commonName: "x.test" }), timeouts: { handshake: 10_000 } }],
+        routes: [{ targets: ["127.0.0.1:1"] }],
+      });
+      const { connectTo } = await import("@switchyard/test-utils");
+      const c = await connectTo(port());
+      if (bytes.length > 0) c.write(bytes);
+      await waitFor(() => proxy.stats().active === 1, 2000, "the connection to be accepted");
+      await new Promise((r) => setTimeout(r, 20));
+      if (end === "fin") c.end();
+      else c.resetAndDestroy();
+      await expectNoActiveConnections(proxy, 1000);
+      c.destroy();
+      await proxy.close();
+    });
+  }
 });
 
 describe("dialer", () => {
