@@ -167,6 +167,14 @@ export async function startFuzzBackend(): Promise<Backend> {
       parse();
     });
   });
+  return listenLoopback(server, sockets);
+}
+
+// ---------------------------------------------------------------------------------------------
+// one case
+
+/** Listens on 127.0.0.1:0; close() destroys the tracked sockets, then closes the server. */
+export async function listenLoopback(server: Server, sockets: Set<Socket>): Promise<Backend> {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return {
@@ -177,6 +185,3 @@ export async function startFuzzBackend(): Promise<Backend> {
     },
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// one case

@@ -4,8 +4,8 @@
  * upstream finds a request's plan from its path (/fe/<case>/<index>, or /fa/... for the route
  * that answers 100-continue itself) and records what it received.
  */
-import { once } from "node:events";
-import { createServer, type AddressInfo, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
+import { listenLoopback } from "./fuzz-backend.js";
 import { Rng } from "./fuzz-gen.js";
 
 export type Piece = { bytes: Buffer; delay: number };
@@ -301,13 +301,5 @@ export async function startEdgeBackend(): Promise<{ port: number; close(): Promi
       }
     })();
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return {
-    port: (server.address() as AddressInfo).port,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  return listenLoopback(server, sockets);
 }
