@@ -2,18 +2,7 @@
  * Case generation for the TCP relay fuzz test (fuzz-tcp.test.ts): from one seed, a scripted
  * client, a scripted upstream and an upstream variant (how the upstream connect goes).
  */
-
-/** mulberry32: small, fast, good enough; the same seed gives the same case everywhere */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "@switchyard/test-utils";
 
 export type Step =
   /** write `sizes` as separate chunks (0-byte writes included); `drain`: wait for drain when write() says so */
@@ -56,7 +45,7 @@ export interface TcpCase {
 export const MAX_PAUSE_MS = 150;
 
 export function generateCase(seed: number): TcpCase {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const x = r();
   const variant: Variant =
@@ -156,7 +145,7 @@ export function showSteps(steps: Step[]): string {
 export const POOL_SIZE = 1_048_583;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
 {
-  const r = rng(0xb17e5);
+  const r = seededRandom(0xb17e5);
   for (let i = 0; i < POOL_SIZE; i += 4) {
     const v = Math.floor(r() * 4294967296);
     for (let k = 0; k < 4 && i + k < POOL_SIZE; k++) pool[i + k] = (v >>> (8 * k)) & 0xff;

@@ -33,6 +33,8 @@ import {
   closedPort,
   connectTo,
   expectNoActiveConnections,
+  forEachConcurrently,
+  seedBatches,
   startBlackhole,
   startProxy,
   startTcpServer,
@@ -101,12 +103,8 @@ describe("fuzz: TCP relay invariants", function () {
     await blackhole?.close();
   });
 
-  const batches = Math.ceil(CASES / BATCH);
-  for (let b = 0; b < batches; b++) {
-    const first = b * BATCH;
-    const count = Math.min(BATCH, CASES - first);
-    const seeds = Array.from({ length: count }, (_, i) => (BASE_SEED + first + i) >>> 0);
-    it(`cases ${first}..${first + count - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
+  for (const { first, seeds } of seedBatches(BASE_SEED, CASES, BATCH)) {
+    it(`cases ${first}..${first + seeds.length - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
       const cases = seeds.map((seed, i) => new PreparedCase(generateCase(seed), `127.20.${i >> 8}.${(i & 255) + 1}`));
       byIp.clear();
       byRoute.clear();
@@ -117,18 +115,13 @@ describe("fuzz: TCP relay invariants", function () {
       }
       proxy.setRoutes(cases.map((pc) => ({ name: `c${pc.c.seed}`, listener: "tcp", match: { clientIp: pc.ip }, targets: pc.targets })));
       const reports: string[] = [];
-      let next = 0;
-      const worker = async () => {
-        while (next < cases.length) {
-          const pc = cases[next++]!;
-          const before = uncaught.length;
-          await pc.run(env);
-          pc.check();
-          if (uncaught.length > before) pc.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
-          if (pc.failures.length > 0) reports.push(pc.report());
-        }
-      };
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      await forEachConcurrently(cases, CONCURRENCY, async (pc) => {
+        const before = uncaught.length;
+        await pc.run(env);
+        pc.check();
+        if (uncaught.length > before) pc.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
+        if (pc.failures.length > 0) reports.push(pc.report());
+      });
       try {
         await expectNoActiveConnections(proxy, 3000);
       } catch (err) {

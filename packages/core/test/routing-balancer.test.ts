@@ -1,18 +1,7 @@
 import { expect } from "chai";
 import { ConfigError, createBalancer, parseTarget } from "@switchyard/core";
 import type { LoadBalancing, Target } from "@switchyard/core";
-
-/** mulberry32: small seeded PRNG for reproducible random-policy tests */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "@switchyard/test-utils";
 
 const targets = (n: number): Target[] => Array.from({ length: n }, (_, i) => parseTarget(`t${i}:80`));
 const names = (ts: Array<Target | undefined>) => ts.map((t) => t?.host);
@@ -90,7 +79,7 @@ describe("routing: least-connections balancer", () => {
 describe("routing: random balancer", () => {
   it("is uniform within ±10% over 10k picks with a seeded rng", () => {
     const ts = targets(4);
-    const lb = createBalancer(ts, "random", seeded(42));
+    const lb = createBalancer(ts, "random", seededRandom(42));
     const counts = new Map<string, number>();
     for (let i = 0; i < 10_000; i++) {
       const h = (lb.pick() as Target).host;
@@ -102,7 +91,7 @@ describe("routing: random balancer", () => {
 
   it("draws only among the targets not excluded", () => {
     const ts = targets(3);
-    const lb = createBalancer(ts, "random", seeded(7));
+    const lb = createBalancer(ts, "random", seededRandom(7));
     const ex = new Set([ts[0] as Target]);
     const counts = new Map<string, number>();
     for (let i = 0; i < 10_000; i++) {

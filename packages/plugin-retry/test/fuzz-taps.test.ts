@@ -23,7 +23,7 @@ import { expect } from "chai";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { HttpProtocol } from "@switchyard/protocol-http";
-import { expectNoActiveConnections, rawRequest, sleep, startProxy, startRawBackend, waitFor } from "@switchyard/test-utils";
+import { expectNoActiveConnections, forEachConcurrently, rawRequest, seedBatches, sleep, startProxy, startRawBackend, waitFor } from "@switchyard/test-utils";
 import { isHttpResponse, type ProxyPlugin, type RouteConfig } from "@switchyard/core";
 import { HeadersPlugin } from "../../plugin-headers/dist/index.js";
 import { backendErrors, startFuzzBackend, stats, type Backend } from "../../protocol-http/dist-test/fuzz-backend.js";
@@ -70,19 +70,14 @@ const busyPools = (env: Env) => env.protocol.poolStats(env.proxy).filter((p) => 
 /** runs `seeds` CONCURRENCY at a time; returns the failure reports */
 async function runSeeds(env: Env, seeds: number[], uncaught: unknown[], replay: (seed: number) => string, shutdown = false): Promise<string[]> {
   const reports: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < seeds.length) {
-      const seed = seeds[next++]!;
-      const c = generateTapCase(seed);
-      const before = uncaught.length;
-      const o = await runTapCase(env.port, c, shutdown);
-      if (uncaught.length > before) o.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
-      if (o.failures.length > 0) reports.push(describeTapCase(c, o, replay(seed)));
-      forget(c);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, seeds.length) }, worker));
+  await forEachConcurrently(seeds, CONCURRENCY, async (seed) => {
+    const c = generateTapCase(seed);
+    const before = uncaught.length;
+    const o = await runTapCase(env.port, c, shutdown);
+    if (uncaught.length > before) o.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
+    if (o.failures.length > 0) reports.push(describeTapCase(c, o, replay(seed)));
+    forget(c);
+  });
   return reports;
 }
 
@@ -117,12 +112,8 @@ describe("fuzz: taps, plugins, pool limits and shutdown", function () {
       env.protocol.close();
     });
 
-    const batches = Math.ceil(CASES / BATCH);
-    for (let b = 0; b < batches; b++) {
-      const first = b * BATCH;
-      const n = Math.min(BATCH, CASES - first);
-      const seeds = Array.from({ length: n }, (_, i) => (BASE_SEED + first + i) >>> 0);
-      it(`cases ${first}..${first + n - 1} (seeds ${seeds[0]}..${seeds[n - 1]})`, async () => {
+    for (const { first, seeds } of seedBatches(BASE_SEED, CASES, BATCH)) {
+      it(`cases ${first}..${first + seeds.length - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
         backendErrors.length = 0;
         const reports = await runSeeds(env, seeds, uncaught, (s) => `FUZZ_SEED=${s} FUZZ_CASES=1 FUZZ_SHUTDOWN_BATCHES=0 FUZZ_CONCURRENCY=1`);
         try {
@@ -136,7 +127,7 @@ describe("fuzz: taps, plugins, pool limits and shutdown", function () {
           reports.push(`after the batch: busy pooled sockets ${JSON.stringify(busyPools(env))}`);
         }
         if (backendErrors.length > 0) reports.push(`the upstream got malformed requests:\n  ${backendErrors.join("\n  ")}`);
-        if (reports.length > 0) expect.fail(`${reports.length} failing case(s) in seeds ${seeds[0]}..${seeds[n - 1]}:\n\n${reports.join("\n\n")}`);
+        if (reports.length > 0) expect.fail(`${reports.length} failing case(s) in seeds ${seeds[0]}..${seeds[seeds.length - 1]}:\n\n${reports.join("\n\n")}`);
       });
     }
   });

@@ -24,7 +24,7 @@ import { expect } from "chai";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import tls from "node:tls";
-import { createTestCa, sleep, waitFor } from "@switchyard/test-utils";
+import { createTestCa, forEachConcurrently, seedBatches, sleep, waitFor } from "@switchyard/test-utils";
 import { header, parseResponses, type ParsedResponse } from "./fuzz-check.js";
 import { backendErrors, count, received, sent, specs, startFuzzBackend, stats } from "./fuzz-backend.js";
 import { generateCase, show, type FuzzCase } from "./fuzz-gen.js";
@@ -271,20 +271,15 @@ async function runBatch(env: Env, seeds: number[], run: (seed: number) => Promis
   const reports: string[] = [];
   upErrors.length = 0;
   backendErrors.length = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < seeds.length) {
-      const seed = seeds[next++]!;
-      const before = uncaught.length;
-      const r = await run(seed);
-      if (uncaught.length > before) reports.push(`seed ${seed}: uncaught ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
-      if (r !== undefined) reports.push(r);
-      // replaying one case at a time: a connection it left behind is its own
-      if (CONCURRENCY === 1 && !(await waitFor(() => env.proxy.proxy.stats().active === 0, 3000).then(() => true, () => false)))
-        reports.push(`seed ${seed}: left an active connection ${JSON.stringify(env.proxy.proxy.stats())}`);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, seeds.length) }, worker));
+  await forEachConcurrently(seeds, CONCURRENCY, async (seed) => {
+    const before = uncaught.length;
+    const r = await run(seed);
+    if (uncaught.length > before) reports.push(`seed ${seed}: uncaught ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
+    if (r !== undefined) reports.push(r);
+    // replaying one case at a time: a connection it left behind is its own
+    if (CONCURRENCY === 1 && !(await waitFor(() => env.proxy.proxy.stats().active === 0, 3000).then(() => true, () => false)))
+      reports.push(`seed ${seed}: left an active connection ${JSON.stringify(env.proxy.proxy.stats())}`);
+  });
   const proxy = env.proxy.proxy;
   await waitFor(() => proxy.stats().active === 0 && proxy.connections.size === 0, 3000).catch(() => reports.push(`after the batch: active connections ${JSON.stringify(proxy.stats())}`));
   await waitFor(() => env.protocol.poolStats(proxy).every((p) => p.open === p.idle && p.queued === 0), 3000).catch(() =>
@@ -325,8 +320,7 @@ describe("fuzz: upgrade tunnels, 100-continue, TLS", function () {
     }
   });
 
-  for (let first = 0; first < CASES; first += BATCH) {
-    const seeds = Array.from({ length: Math.min(BATCH, CASES - first) }, (_, i) => (BASE_SEED + first + i) >>> 0);
+  for (const { first, seeds } of seedBatches(BASE_SEED, CASES, BATCH)) {
     it(`edge cases ${first}..${first + seeds.length - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
       await runBatch(
         env,
@@ -358,8 +352,7 @@ describe("fuzz: upgrade tunnels, 100-continue, TLS", function () {
         await fb?.close();
       }
     });
-    for (let first = 0; first < TLS_CASES; first += BATCH) {
-      const seeds = Array.from({ length: Math.min(BATCH, TLS_CASES - first) }, (_, i) => (BASE_SEED + 0x10000 + first + i) >>> 0);
+    for (const { first, seeds } of seedBatches(BASE_SEED + 0x10000, TLS_CASES, BATCH)) {
       it(`TLS cases ${first}..${first + seeds.length - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
         await runBatch(
           tenv,

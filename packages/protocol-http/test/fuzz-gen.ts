@@ -3,18 +3,13 @@
  * upstream behaviours (valid responses, then broken ones). Everything comes from one PRNG
  * (mulberry32) seeded per case, so a case seed replays the same bytes and the same upstream.
  */
+import { seededRandom } from "@switchyard/test-utils";
 
-/** mulberry32: tiny, fast, good enough for test data. */
+/** Test-data helpers over test-utils' seeded PRNG (mulberry32). */
 export class Rng {
-  #s: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seededRandom(seed);
   }
   /** integer in [lo, hi] */
   int(lo: number, hi: number): number {

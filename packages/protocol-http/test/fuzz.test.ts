@@ -29,7 +29,7 @@
 import { expect } from "chai";
 import { once } from "node:events";
 import { connect } from "node:net";
-import { sleep, startRawBackend, waitFor } from "@switchyard/test-utils";
+import { forEachConcurrently, seedBatches, sleep, startRawBackend, waitFor } from "@switchyard/test-utils";
 import { backendErrors, count, headsSeen, received, sent, specs, startFuzzBackend, stats, type Backend } from "./fuzz-backend.js";
 import { header, parseResponses, type ParsedResponse } from "./fuzz-check.js";
 import { generateCase, show, type FuzzCase } from "./fuzz-gen.js";
@@ -258,34 +258,25 @@ describe("fuzz: protocol-http invariants", function () {
     }
   });
 
-  const batches = Math.ceil(CASES / BATCH);
-  for (let b = 0; b < batches; b++) {
-    const first = b * BATCH;
-    const count = Math.min(BATCH, CASES - first);
-    const seeds = Array.from({ length: count }, (_, i) => (BASE_SEED + first + i) >>> 0);
-    it(`cases ${first}..${first + count - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
+  for (const { first, seeds } of seedBatches(BASE_SEED, CASES, BATCH)) {
+    it(`cases ${first}..${first + seeds.length - 1} (seeds ${seeds[0]}..${seeds[seeds.length - 1]})`, async () => {
       const reports: string[] = [];
       backendErrors.length = 0;
-      let next = 0;
-      const worker = async () => {
-        while (next < seeds.length) {
-          const seed = seeds[next++]!;
-          const c = generateCase(seed);
-          inFlight.push(seed);
-          const before = uncaught.length;
-          const o = await runCase(env.port, c);
-          inFlight = inFlight.filter((s) => s !== seed);
-          if (uncaught.length > before) o.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
-          if (o.failures.length > 0) reports.push(describeCase(c, o));
-          for (const q of c.reqs) {
-            specs.delete(q.id);
-            sent.delete(q.id);
-            received.delete(q.id);
-            headsSeen.delete(q.id);
-          }
+      await forEachConcurrently(seeds, CONCURRENCY, async (seed) => {
+        const c = generateCase(seed);
+        inFlight.push(seed);
+        const before = uncaught.length;
+        const o = await runCase(env.port, c);
+        inFlight = inFlight.filter((s) => s !== seed);
+        if (uncaught.length > before) o.failures.push(`uncaught exception while this case ran: ${String((uncaught[before] as Error)?.stack ?? uncaught[before])}`);
+        if (o.failures.length > 0) reports.push(describeCase(c, o));
+        for (const q of c.reqs) {
+          specs.delete(q.id);
+          sent.delete(q.id);
+          received.delete(q.id);
+          headsSeen.delete(q.id);
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, seeds.length) }, worker));
+      });
       // the batch is over: no connection and no busy upstream socket may be left behind
       const proxy = env.proxy.proxy;
       try {

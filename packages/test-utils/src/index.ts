@@ -10,6 +10,7 @@ export {
   type TestServer,
 } from "./servers.js";
 export { waitFor, sleep, staysTrue } from "./wait.js";
+export { seededRandom, forEachConcurrently, seedBatches } from "./fuzz.js";
 export { expectNoActiveConnections, resourceBaseline, leakedResources, expectNoLeakedResources } from "./leaks.js";
 export { startBlackhole, type Blackhole } from "./blackhole.js";
 export { startProxy, type StartedProxy } from "./proxy.js";
