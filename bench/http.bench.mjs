@@ -6,7 +6,7 @@
 // interleaved across targets so that a slow spell of the shared machine hits every target alike;
 // the median round is reported. Env: BENCH_HTTP_SECONDS (5), BENCH_HTTP_ROUNDS (3), BENCH_HTTP_CONNS (64).
 import { execFileSync } from "node:child_process";
-import { startServer, table, writeResult, met, median, treeCpuSeconds } from "./lib/proc.mjs";
+import { startServer, table, writeResult, met, median, treeStat, MALLOC_TUNABLES } from "./lib/proc.mjs";
 import { ensureTools, startNginx } from "./http-nginx.mjs";
 
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
@@ -52,10 +52,17 @@ function runAutocannon(url, seconds) {
 const loadgen = tools.wrk ? runWrk : runAutocannon;
 /** one run against a target, with the CPU µs per request of its proxy process(es), the backend and the load generator */
 function measure(target, path, seconds) {
-  const cpu0 = [treeCpuSeconds(target.pid), treeCpuSeconds(backend.child.pid)];
+  const before = [treeStat(target.pid), treeStat(backend.child.pid)];
   const r = loadgen(`http://127.0.0.1:${target.port}${path}`, seconds);
+  const after = [treeStat(target.pid), treeStat(backend.child.pid)];
   const us = (s) => (s * 1e6) / r.requests;
-  return { ...r, proxyUs: us(treeCpuSeconds(target.pid) - cpu0[0]), backendUs: us(treeCpuSeconds(backend.child.pid) - cpu0[1]), loadUs: us(r.loadCpu) };
+  return {
+    ...r,
+    proxyUs: us(after[0].cpu - before[0].cpu),
+    proxyFaults: (after[0].faults - before[0].faults) / r.requests,
+    backendUs: us(after[1].cpu - before[1].cpu),
+    loadUs: us(r.loadCpu),
+  };
 }
 const tool = tools.wrk ? `wrk -t1 -c${CONNS} -d${SECONDS}s` : `autocannon -c ${CONNS} -d ${SECONDS}`;
 
@@ -101,6 +108,11 @@ log("## HTTP (L7 reverse proxying)");
 log();
 log(`\`${tool}\` per run, ${ROUNDS} rounds interleaved across targets (after a 1 s warm-up each); req/s, p50 and p99 are the medians of the rounds. One keep-alive backend (node:http, Content-Length responses).`);
 log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64.");
+log(
+  MALLOC_TUNABLES
+    ? `Every Node process (backend, Switchyard, node-http-proxy, fastify) runs with \`GLIBC_TUNABLES=${MALLOC_TUNABLES}\`, the setting the \`switchyard\` command applies (BENCH_MALLOC=default: glibc's defaults). "proxy faults/req" is the proxy's minor page faults per request.`
+    : "Every Node process runs with glibc's default malloc settings (BENCH_MALLOC=default). \"proxy faults/req\" is the proxy's minor page faults per request.",
+);
 log("Switchyard is `new Proxy({ listeners: [{ protocol: \"http\" }], plugins: [new HttpProtocol()] })` (bench/http-proxy.mjs); \"+plugins\" adds HeadersPlugin and RetryPlugin with default options.");
 log();
 const results = Object.fromEntries(
@@ -115,6 +127,7 @@ const results = Object.fromEntries(
           p99: median(rs.map((r) => r.p99)),
           runs: rs.map((r) => r.rps),
           proxyUs: median(rs.map((r) => r.proxyUs)),
+          proxyFaults: median(rs.map((r) => r.proxyFaults)),
           backendUs: median(rs.map((r) => r.backendUs)),
           loadUs: median(rs.map((r) => r.loadUs)),
         },
@@ -130,7 +143,7 @@ for (const [size, rows] of Object.entries(results)) {
   log();
   log(
     table(
-      ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "Switchyard ×", "proxy CPU µs/req", "backend µs/req", "wrk µs/req", "req/s every round"],
+      ["target", "req/s", "p50 ms", "p99 ms", "vs direct", "Switchyard ×", "proxy CPU µs/req", "proxy faults/req", "backend µs/req", "wrk µs/req", "req/s every round"],
       Object.entries(rows).map(([name, r]) => [
         name,
         fmt(r.rps),
@@ -139,6 +152,7 @@ for (const [size, rows] of Object.entries(results)) {
         fmt(r.rps / rows.direct.rps, 2),
         name === "switchyard" || !base ? "" : fmt(base / r.rps, 2),
         name === "direct" ? "" : fmt(r.proxyUs, 1),
+        name === "direct" ? "" : fmt(r.proxyFaults, 2),
         fmt(r.backendUs, 1),
         fmt(r.loadUs, 1),
         r.runs.map((x) => fmt(x)).join(" / "),

@@ -6,6 +6,20 @@ import os from "node:os";
 export const here = (p) => new URL(p, import.meta.url).pathname;
 
 /**
+ * The glibc malloc thresholds the `switchyard` command sets (read from its launcher, one source),
+ * given to every Node process the benches start — backend, Switchyard and the Node peers alike.
+ * Page faults are very expensive on this VM (~15 µs each) and glibc's default heap trimming makes
+ * a proxy fault on every few responses (BENCHMARKS.md, "Page faults"). BENCH_MALLOC=default runs
+ * everything with glibc's defaults instead.
+ */
+export const MALLOC_TUNABLES =
+  process.env.BENCH_MALLOC === "default"
+    ? undefined
+    : /GLIBC_TUNABLES:\+\$GLIBC_TUNABLES:\}([^"]+)"/.exec(readFileSync(here("../../packages/cli/bin/switchyard"), "utf8"))?.[1];
+if (process.env.BENCH_MALLOC !== "default" && !MALLOC_TUNABLES) throw new Error("bench: no malloc tunables found in packages/cli/bin/switchyard");
+const mallocEnv = MALLOC_TUNABLES ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {};
+
+/**
  * Runs `node [flags] script ...args` as a child through bash so its fd limit is raised to the
  * hard limit first; an IPC channel carries messages both ways.
  */
@@ -13,7 +27,7 @@ export function startNode(script, args = [], { flags = [], env = {} } = {}) {
   const child = spawn(
     "bash",
     ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...flags, script, ...args],
-    { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...env } },
+    { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...mallocEnv, ...env } },
   );
   const inbox = [];
   const waiters = [];
@@ -79,17 +93,28 @@ export async function load(task) {
  * from /proc; NaN when unavailable (not Linux, or the process is gone).
  */
 export function treeCpuSeconds(pid) {
+  return treeStat(pid).cpu;
+}
+
+/**
+ * CPU seconds (user + system) and minor page faults so far of a process and its descendants,
+ * from /proc; NaN when unavailable.
+ */
+export function treeStat(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    let total = (Number(fields[11]) + Number(fields[12])) / 100;
+    const total = { cpu: (Number(fields[11]) + Number(fields[12])) / 100, faults: Number(fields[7]) };
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/)) {
-        if (child !== "") total += treeCpuSeconds(Number(child));
+        if (child === "") continue;
+        const c = treeStat(Number(child));
+        total.cpu += c.cpu;
+        total.faults += c.faults;
       }
     }
     return total;
   } catch {
-    return NaN;
+    return { cpu: NaN, faults: NaN };
   }
 }
 

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const BIN = fileURLToPath(new URL("./dist/bin.js", import.meta.resolve("@switchyard/cli/package.json")));
+/** the installed `switchyard` command (a sh launcher that execs node on dist/bin.js) */
+export const BIN = fileURLToPath(new URL("./bin/switchyard", import.meta.resolve("@switchyard/cli/package.json")));
 export const CLI_INDEX_URL = import.meta.resolve("@switchyard/cli");
 
 const children = new Set<ChildProcess>();
@@ -49,8 +50,8 @@ export interface CliProcess {
   listening(count: number): Promise<Record<string, number>>;
 }
 
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; bin?: string } = {}): CliProcess {
+  const child = spawn(opts.bin ?? BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: opts.env ?? process.env });
   children.add(child);
   let out = "";
   let err = "";
