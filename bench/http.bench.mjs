@@ -76,12 +76,14 @@ async function tryStart(name, fn) {
     notes.push(`${name}: skipped (${err.message.split("\n")[0]})`);
   }
 }
-const proxyProc = (kind) => async () => {
-  const h = await startServer("../http-proxy.mjs", [kind, String(backend.port)]);
+const proxyProc = (kind, env) => async () => {
+  const h = await startServer("../http-proxy.mjs", [kind, String(backend.port)], env ? { env } : undefined);
   return { port: h.port, pid: h.child.pid, stop: () => h.stop() };
 };
 await tryStart("switchyard", proxyProc("switchyard"));
 await tryStart("switchyard+plugins", proxyProc("switchyard-plugins"));
+// the same bare proxy with glibc's default malloc settings: what the launcher's tunables are worth
+if (MALLOC_TUNABLES) await tryStart("switchyard, malloc defaults", proxyProc("switchyard", { GLIBC_TUNABLES: "" }));
 await tryStart("node-http-proxy", proxyProc("node-http-proxy"));
 await tryStart("fastify-http-proxy", proxyProc("fastify"));
 if (tools.nginx) await tryStart("nginx", () => startNginx(backend.port));
@@ -170,6 +172,9 @@ for (const [size, rows] of Object.entries(results)) {
         `proxy CPU per request, node-http-proxy / Switchyard = ${fmt(n.proxyUs / sy.proxyUs, 2)}; all three processes per request: Switchyard ${fmt(sy.proxyUs + sy.backendUs + sy.loadUs, 0)} µs (${fmt(((sy.proxyUs + sy.backendUs + sy.loadUs) * sy.rps) / 1e6, 2)} cores busy), node-http-proxy ${fmt(n.proxyUs + n.backendUs + n.loadUs, 0)} µs (${fmt(((n.proxyUs + n.backendUs + n.loadUs) * n.rps) / 1e6, 2)} cores; its proxy alone ${fmt((n.proxyUs * n.rps) / 1e6, 2)})`,
       );
     }
+    if (nhp && rows.direct) checks.push(`3× node-http-proxy would be ${fmt(3 * nhp)} req/s, ${fmt((3 * nhp) / rows.direct.rps, 2)} of the backend's own req/s without any proxy${ngx ? ` (nginx reaches ${fmt(ngx.rps / rows.direct.rps, 2)})` : ""}`);
+    const dflt = rows["switchyard, malloc defaults"];
+    if (dflt) checks.push(`Switchyard with glibc's default malloc settings: ${fmt(dflt.rps)} req/s (${fmt(dflt.rps / base, 2)} of the tuned process), ${fmt(dflt.proxyUs, 1)} µs CPU and ${fmt(dflt.proxyFaults, 2)} page faults per request`);
     if (ngx) {
       checks.push(`Switchyard / nginx = **${fmt(base / ngx.rps, 2)}** (≥ 0.8: ${met(base / ngx.rps >= 0.8)})`);
       checks.push(`p99 Switchyard / nginx = **${fmt(rows.switchyard.p99 / ngx.p99, 2)}** (≤ 1.5: ${met(rows.switchyard.p99 / ngx.p99 <= 1.5)})`);
@@ -185,6 +190,8 @@ log();
 log("Where the time goes (Switchyard, 12 B, `node --cpu-prof` under the same wrk load, self time): ~32% `writev` (response head + body to the client, corked into one syscall), ~21% `writeLatin1String` (the request head written upstream — the syscall is attributed to it), ~29% idle (the proxy shares the 2 cores with wrk and the backend), ~2% GC; all JavaScript of ours — head parsing, validation, serialization, routing, pooling — is under 10%. The proxy is syscall-bound: four per request (read client, write upstream, read upstream, write client), the same as nginx.");
 log();
 log("The same with `perf record -e cpu-clock -g` on the proxy process (node `--perf-basic-prof`; kernel frames included, which `--cpu-prof` folds into the syscall's JS caller), 2026-11-23: at 12 B, 41% kernel (TCP send/receive on loopback, including the peer's receive path run in our `write`), 34% V8 runtime, builtins and node's C++ (JS↔C++ transitions per callback, inline caches, allocation), 20% JIT'd JavaScript of which 11% ours (framer ~5%) and 5% node's streams, 7% malloc/libc. At 64 KiB, 61% kernel (copying the body in and out, `_copy_to_iter` + `_copy_from_iter`, alone 14%), 22% V8/node C++, 12% JavaScript (ours ~6%), 4% malloc. Syscalls per request (`perf stat -e 'syscalls:sys_enter_*'`): 12 B 2 reads + 1 write + 1 writev; 64 KiB 3 reads + 1 write + 1 writev.");
+log();
+log("Page faults (found 2026-11-23): a minor page fault costs 14–18 µs on this VM (a C loop that mmaps 64 KiB, touches each page and unmaps it), roughly a hundred times a bare-metal fault. Node allocates a 64 KiB buffer per socket read (shrunk to what was read) and frees it when the GC collects it; with glibc's default thresholds the free top of the heap is handed back to the kernel as soon as 128 KiB of it is free, so a busy proxy keeps regrowing into pages that fault again. How often depends on the heap's layout, so two processes of the same build differed — the earlier runs' 'bare proxy slower than with plugins at 64 KiB' was just that (1–10 faults per 64 KiB response; ~0.05 at 12 B). `glibc.malloc.trim_threshold=64 MiB` and `mmap_threshold=4 MiB`, which the `switchyard` command sets, bring it to ~0.05–0.1 per response. Every Node process of this bench gets the same setting, the peers included; the \"malloc defaults\" arm shows what it is worth to Switchyard in this run. nginx allocates its buffers once and does not fault per request.");
 log();
 log("Why the req/s ratio to node-http-proxy trails its CPU ratio: node-http-proxy is bound by its own single thread (its proxy process alone keeps one core busy, the machine's second core is partly idle), while Switchyard, the backend and wrk together keep both cores busy — the backend's and wrk's CPU per request (roughly the same behind any proxy) is then part of every Switchyard request. On this 2-core machine Switchyard's req/s is about 2 cores / (proxy + backend + wrk µs per request); the CPU columns above show each part.");
 log();

@@ -4,7 +4,7 @@
 // Env: BENCH_TCP_BYTES (default 2 GiB per run), BENCH_ROUNDS (3), BENCH_IDLE_N (10000, capped by
 // the fd hard limit), BENCH_MEM_ROUNDS (3), BENCH_CPS_MS (5000), BENCH_CORE (another core dist/index.js to measure).
 import { execSync } from "node:child_process";
-import { startServer, load, table, writeResult, median, met } from "./lib/proc.mjs";
+import { startServer, load, table, writeResult, median, met, MALLOC_TUNABLES } from "./lib/proc.mjs";
 
 const HOST = "127.0.0.1";
 const BYTES = Number(process.env.BENCH_TCP_BYTES ?? 2 ** 31);
@@ -30,6 +30,15 @@ const backend = await startServer("./backend.mjs");
 const proxies = async () => ({
   pipe: await startServer("./pipe-proxy.mjs", [HOST, String(backend.port)], GC),
   switchyard: await startServer("./switchyard-proxy.mjs", [HOST, String(backend.port)], GC),
+});
+// memory only: the same Switchyard process with glibc's default malloc settings (the launcher's
+// tunables keep freed heap instead of returning it, which shows in RSS)
+const MALLOC_ARMS = MALLOC_TUNABLES ? ["switchyard, malloc defaults"] : [];
+const memProxies = async () => ({
+  ...(await proxies()),
+  ...(MALLOC_TUNABLES
+    ? { "switchyard, malloc defaults": await startServer("./switchyard-proxy.mjs", [HOST, String(backend.port)], { ...GC, env: { GLIBC_TUNABLES: "" } }) }
+    : {}),
 });
 
 try {
@@ -99,12 +108,12 @@ try {
   // ---- 2. memory per idle proxied connection (fresh proxy processes for every round)
   // RSS growth varies by ~0.2 KB/conn between runs (page-granular heap growth), so each proxy is
   // measured MEM_ROUNDS times, interleaved, and the median round is reported.
-  const runs = { pipe: [], switchyard: [] };
+  const runs = Object.fromEntries(["pipe", "switchyard", ...MALLOC_ARMS].map((k) => [k, []]));
   const kb = (v) => (v.after.rss - v.before.rss) / v.held / 1024;
   const heapKb = (v) => (v.after.heapUsed - v.before.heapUsed) / v.held / 1024;
   for (let r = 0; r < MEM_ROUNDS; r++) {
-    p = await proxies();
-    for (const name of ["pipe", "switchyard"]) {
+    p = await memProxies();
+    for (const name of Object.keys(runs)) {
       const proxy = p[name];
       // warm up code paths (JIT, first allocations) so the baseline is not a cold process
       const warm = await load({ mode: "cps", host: HOST, port: proxy.port, concurrency: 8, durationMs: 300, timeoutMs: 20_000 });
@@ -122,7 +131,7 @@ try {
       runs[name].push(run);
       console.error(`  idle ${name} round ${r + 1}: ${held.held} held, ${fmt(kb(run))} KB/conn`);
     }
-    await Promise.all([p.pipe.stop(), p.switchyard.stop()]);
+    await Promise.all(Object.values(p).map((x) => x.stop()));
   }
   const mem = Object.fromEntries(
     Object.entries(runs).map(([k, v]) => [k, [...v].sort((x, y) => kb(x) - kb(y))[Math.floor((v.length - 1) / 2)]]),
@@ -144,13 +153,20 @@ try {
         fmt(v.after.rss / 2 ** 20, 1),
         `**${fmt(kb(v))}**`,
         fmt(heapKb(v)),
-        k === "switchyard" ? `≤ 6 KB: ${met(kb(v) <= 6)}` : "",
+        k.startsWith("switchyard") ? `≤ 6 KB: ${met(kb(v) <= 6)}` : "",
         runs[k].map((x) => fmt(kb(x))).join(" / "),
       ]),
     ),
   );
   log();
   log(`Switchyard / bare pipe (memory) = ${fmt(kb(mem.switchyard) / kb(mem.pipe))}`);
+  if (MALLOC_ARMS.length) {
+    log();
+    log(
+      `Every Node process here runs with \`GLIBC_TUNABLES=${MALLOC_TUNABLES}\` (what the \`switchyard\` command sets; see the HTTP section, "Page faults"), except "switchyard, malloc defaults". ` +
+        "The setting lets the process keep up to 64 MiB of freed heap instead of returning it to the kernel; the two Switchyard rows show what that does to idle memory in this run (on 2026-11-23 the two differed by less than their round-to-round spread, 6.0–6.7 KB). `SWITCHYARD_MALLOC_TUNING=off` turns it off.",
+    );
+  }
   log();
   log(
     "Where it goes (`node bench/tools/heap-per-conn.mjs`, a heap-snapshot diff while holding 2000 connections): " +
