@@ -12,10 +12,14 @@ export class TcpProtocol implements ProtocolHandler {
 
   async handle(conn: Connection): Promise<void> {
     const proxy = conn.proxy;
+    const clientIp = conn.clientIp;
+    // the address is read here, for the first time, unless a hook or event asked before: a client
+    // that reset in the meantime has none left, and is gone — not a routing failure
+    if (clientIp === "") return conn.destroy("client-error", new Error("client connection reset before routing"));
     const key = {
       listener: conn.listener.name,
       protocol: "tcp",
-      clientIp: conn.clientIp,
+      clientIp,
       // only a TLS-terminated connection has an SNI (and builds its info object)
       ...(conn.socket !== conn.rawSocket && conn.info.servername ? { sni: conn.info.servername } : {}),
     };

@@ -272,7 +272,7 @@ export class PreparedCase {
     prefix(client, c.upstreamOffset, up?.sent ?? 0, "upstream→client");
     if (up) prefix(up, c.clientOffset, client.sent, "client→upstream");
     if (!close) return void f.push("the proxy never closed the connection");
-    const allowed = close.orphan ? ["client-error", "no-route", "never accepted"] : live ? ["done", "idle-timeout", "client-error", "upstream-error", "connect-failed"] : c.variant === "reset" ? ["connect-failed", "upstream-error", "client-error"] : ["connect-failed", "client-error"];
+    const allowed = close.orphan ? ["client-error", "never accepted"] : live ? ["done", "idle-timeout", "client-error", "upstream-error", "connect-failed"] : c.variant === "reset" ? ["connect-failed", "upstream-error", "client-error"] : ["connect-failed", "client-error"];
     if (!allowed.includes(close.reason)) f.push(`close reason ${close.reason} (${close.error}); expected one of ${allowed.join(", ")}`);
     // a client-error needs a client reset, an upstream-error an upstream reset
     // an upstream that resets right after its accept can fail the proxy's connect itself

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { execFileSync } from "node:child_process";
 import { ResolveError, Stage } from "@switchyard/core";
 import {
   connectTo,
@@ -80,6 +81,31 @@ describe("connection lifecycle", () => {
     expect(seen[0]).to.deep.equal({ ip: "127.0.0.1", port: localPort, reason: "rejected" });
     await proxy.close();
   });
+
+  for (const routed of ["by client address", "for everyone"]) {
+    it(`closes a client that reset before it was accepted as client-error, without connecting upstream (route ${routed})`, async () => {
+      const backend = await startEchoServer();
+      const { proxy, port } = await startProxy({
+        listeners: [{ name: "t", protocol: "tcp", port: 0 }],
+        routes: [{ ...(routed === "for everyone" ? {} : { match: { clientIp: "127.0.0.0/8" } }), targets: [`127.0.0.1:${backend.port}`] }],
+      });
+      try {
+        const reasons: string[] = [];
+        proxy.events.on("connectionClose", (_c, info) => reasons.push(info.reason));
+        // another process connects and resets while this one is blocked (execFileSync), so the
+        // proxy accepts a connection that is already gone: its peer address can no longer be read
+        const client = `const s = require("node:net").connect(${port()}, "127.0.0.1", () => s.resetAndDestroy()); s.on("error", () => {});`;
+        execFileSync(process.execPath, ["-e", client]);
+        await waitFor(() => reasons.length === 1);
+        await expectNoActiveConnections(proxy);
+        expect(reasons).to.deep.equal(["client-error"]);
+        expect(backend.accepted).to.equal(0);
+      } finally {
+        await proxy.close();
+        await backend.close();
+      }
+    });
+  }
 
   it("refuses connections over a listener's maxConnections and counts them down again", async () => {
     const backend = await startEchoServer();
