@@ -181,22 +181,26 @@ async function runCase(port: number, c: FuzzCase): Promise<Outcome> {
   }
   if (c.clean) {
     // every request answered in order; the upstream got every body exactly
+    // an answer re-framed close-delimited (an HTTP/1.0 client's chunked or close-delimited
+    // upstream body) ends the connection: the requests after it are never answered
+    const closedBy = finals.find((f) => f.idx !== undefined && f.r.framing === "close")?.idx;
+    const reqs = closedBy === undefined ? c.reqs : c.reqs.slice(0, closedBy + 1);
     // a body over maxBodySize gets 413 (which closes): requests before it are answered by the upstream
-    const limitAt = c.reqs.findIndex((q) => q.body.length > MAX_BODY);
-    const answered = limitAt < 0 ? c.reqs : c.reqs.slice(0, limitAt);
+    const limitAt = reqs.findIndex((q) => q.body.length > MAX_BODY);
+    const answered = limitAt < 0 ? reqs : reqs.slice(0, limitAt);
     const expectAll =
       answered.every((q) => {
         const s = sent.get(q.id);
         return s !== undefined && s.valid && !s.early;
       }) &&
-      (limitAt < 0 || c.reqs[limitAt]!.up.kind !== "early");
+      (limitAt < 0 || reqs[limitAt]!.up.kind !== "early");
     if (expectAll) {
       count(`clean case, all answers checked${limitAt >= 0 ? " (413)" : ""}`);
-      const want = limitAt < 0 ? c.reqs.length : limitAt + 1;
+      const want = limitAt < 0 ? reqs.length : limitAt + 1;
       if (finals.length !== want) failures.push(`clean case: ${finals.length} answers for ${want} requests`);
       finals.forEach((f, i) => {
         if (i === limitAt) {
-          if (f.idx !== undefined || f.r.status !== 413) failures.push(`clean case: request ${i} with a ${c.reqs[i]!.body.length}-byte body answered ${f.r.status}, not the proxy's 413`);
+          if (f.idx !== undefined || f.r.status !== 413) failures.push(`clean case: request ${i} with a ${reqs[i]!.body.length}-byte body answered ${f.r.status}, not the proxy's 413`);
         } else if (f.idx !== i) failures.push(`clean case: answer ${i} is ${f.idx === undefined ? `the proxy's ${f.r.status}` : `for request ${f.idx}`}`);
       });
     }
