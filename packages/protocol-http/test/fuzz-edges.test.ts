@@ -26,7 +26,7 @@ import { connect, type Socket } from "node:net";
 import tls from "node:tls";
 import { createTestCa, forEachConcurrently, seedBatches, sleep, waitFor } from "@switchyard/test-utils";
 import { header, parseResponses, type ParsedResponse } from "./fuzz-check.js";
-import { backendErrors, count, received, sent, specs, startFuzzBackend, stats } from "./fuzz-backend.js";
+import { backendErrors, count, headsSeen, received, sent, specs, startFuzzBackend, stats } from "./fuzz-backend.js";
 import { generateCase, show, type FuzzCase } from "./fuzz-gen.js";
 import { bodies, generateEdgeCase, heads, plans, startEdgeBackend, tunnels, upErrors, written, type EdgeCase } from "./fuzz-edges-gen.js";
 import { startHttpProxy, type Env } from "./helpers.js";
@@ -233,7 +233,9 @@ async function runTls(port: number, ca: string, c: FuzzCase, abrupt: number): Pr
   const mutAt = c.mutations.find((m) => m.at !== undefined)?.at ?? (c.mutations.length ? 0 : Infinity);
   const methodOf = (i: number, r: ParsedResponse) => {
     const m = new RegExp(`^${c.id}\\.(\\d+)$`).exec(header(r.headers, "x-up") ?? "");
-    return m ? c.reqs[+m[1]!]?.method : i < mutAt ? c.reqs[i]?.method : undefined;
+    // the method the upstream saw first: a mutated body length shifts the next request line
+    // ("HEAD" read as "EAD" after one byte too many), and its answer is framed by that method
+    return m ? (headsSeen.get(`${c.id}.${m[1]}`) ?? c.reqs[+m[1]!]?.method) : i < mutAt ? c.reqs[i]?.method : undefined;
   };
   await k.until(() => {
     const p = parseResponses(k.buf(), false, methodOf);
@@ -261,7 +263,7 @@ async function runTls(port: number, ca: string, c: FuzzCase, abrupt: number): Pr
       }
     }
   }
-  for (const q of c.reqs) specs.delete(q.id), sent.delete(q.id), received.delete(q.id);
+  for (const q of c.reqs) specs.delete(q.id), sent.delete(q.id), received.delete(q.id), headsSeen.delete(q.id);
   return { failures, received: k.buf(), sent: c.pieces.map((x) => x.bytes), ms: Date.now() - t0 };
 }
 
