@@ -162,6 +162,10 @@ for (const [size, rows] of Object.entries(results)) {
     ),
   );
   log();
+  if (rows.direct) {
+    const d = rows.direct;
+    log(`- machine state: the direct runs kept ${fmt(((d.backendUs + d.loadUs) * d.rps) / 1e6, 2)} cores busy (backend + wrk); on this 2-core VM a figure well below 2 means the run did not get both cores, which favours the target using the least CPU per request (nginx)`);
+  }
   if (base) {
     const checks = [];
     if (nhp) {
@@ -192,6 +196,8 @@ log();
 log("The same with `perf record -e cpu-clock -g` on the proxy process (node `--perf-basic-prof`; kernel frames included, which `--cpu-prof` folds into the syscall's JS caller), 2026-11-23: at 12 B, 41% kernel (TCP send/receive on loopback, including the peer's receive path run in our `write`), 34% V8 runtime, builtins and node's C++ (JS↔C++ transitions per callback, inline caches, allocation), 20% JIT'd JavaScript of which 11% ours (framer ~5%) and 5% node's streams, 7% malloc/libc. At 64 KiB, 61% kernel (copying the body in and out, `_copy_to_iter` + `_copy_from_iter`, alone 14%), 22% V8/node C++, 12% JavaScript (ours ~6%), 4% malloc. Syscalls per request (`perf stat -e 'syscalls:sys_enter_*'`): 12 B 2 reads + 1 write + 1 writev; 64 KiB 3 reads + 1 write + 1 writev.");
 log();
 log("Page faults (found 2026-11-23): a minor page fault costs 14–18 µs on this VM (a C loop that mmaps 64 KiB, touches each page and unmaps it), roughly a hundred times a bare-metal fault. Node allocates a 64 KiB buffer per socket read (shrunk to what was read) and frees it when the GC collects it; with glibc's default thresholds the free top of the heap is handed back to the kernel as soon as 128 KiB of it is free, so a busy proxy keeps regrowing into pages that fault again. How often depends on the heap's layout, so two processes of the same build differed — the earlier runs' 'bare proxy slower than with plugins at 64 KiB' was just that (1–10 faults per 64 KiB response; ~0.05 at 12 B). `glibc.malloc.trim_threshold=64 MiB` and `mmap_threshold=4 MiB`, which the `switchyard` command sets, bring it to ~0.05–0.1 per response. Every Node process of this bench gets the same setting, the peers included; the \"malloc defaults\" arm shows what it is worth to Switchyard in this run. nginx allocates its buffers once and does not fault per request.");
+log();
+log("Also measured on 2026-11-23, not applied: (1) allocation — V8's sampling heap profiler, counting collected objects too, saw ~7.7 KB allocated per 12 B request, about a third of it ours (the response head string, header pairs, the regex matches of the request and status lines, the exchange) and the rest Node's: stream write requests and buffering, read callbacks, and a Map that Node 20 allocates every time it drains the nextTick queue (`processPromiseRejections`). Scavenges take ~1 ms every ~35 ms (~3% of the time); a larger young generation (`--min-semi-space-size=16/64`) did not change CPU per request. (2) `node --single-threaded-gc`: +3–8% req/s in three paired runs on this 2-core VM (CPU per request −1 to −9%, p99 unchanged within noise) — GC helper threads compete with wrk and the backend for the two cores; on a machine with spare cores they shorten pauses instead, so the launcher does not set it.");
 log();
 log("Why the req/s ratio to node-http-proxy trails its CPU ratio: node-http-proxy is bound by its own single thread (its proxy process alone keeps one core busy, the machine's second core is partly idle), while Switchyard, the backend and wrk together keep both cores busy — the backend's and wrk's CPU per request (roughly the same behind any proxy) is then part of every Switchyard request. On this 2-core machine Switchyard's req/s is about 2 cores / (proxy + backend + wrk µs per request); the CPU columns above show each part.");
 log();

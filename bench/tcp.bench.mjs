@@ -164,7 +164,7 @@ try {
     log();
     log(
       `Every Node process here runs with \`GLIBC_TUNABLES=${MALLOC_TUNABLES}\` (what the \`switchyard\` command sets; see the HTTP section, "Page faults"), except "switchyard, malloc defaults". ` +
-        "The setting lets the process keep up to 64 MiB of freed heap instead of returning it to the kernel; the two Switchyard rows show what that does to idle memory in this run (on 2026-11-23 the two differed by less than their round-to-round spread, 6.0–6.7 KB). `SWITCHYARD_MALLOC_TUNING=off` turns it off.",
+        "The setting lets the process keep up to 64 MiB of freed heap instead of returning it to the kernel; the two Switchyard rows show what that does to idle memory in this run (on 2026-11-23: +0.37 KB per connection in one run, within the round-to-round spread in another). `SWITCHYARD_MALLOC_TUNING=off` turns it off.",
     );
   }
   log();
