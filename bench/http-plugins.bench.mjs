@@ -7,7 +7,7 @@
 // Env: BENCH_HTTP_SECONDS (4), BENCH_HTTP_ROUNDS (5), BENCH_HTTP_PROF=dir (node --cpu-prof
 // into dir for both proxy processes).
 import { execFileSync } from "node:child_process";
-import { startServer, table, writeResult, met, treeCpuSeconds } from "./lib/proc.mjs";
+import { startServer, table, writeResult, met, treeStat } from "./lib/proc.mjs";
 
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
@@ -19,13 +19,15 @@ const ADDED = ["X-Forwarded-For: 127.0.0.1", "X-Forwarded-Proto: http", "X-Forwa
 
 /** one wrk run against a proxy: req/s, and CPU µs per request of that proxy and of the backend */
 function wrk(proxy, path, seconds, extra = []) {
-  const cpu0 = [treeCpuSeconds(proxy.child.pid), treeCpuSeconds(backend.child.pid)];
+  const before = [treeStat(proxy.child.pid), treeStat(backend.child.pid)];
   const text = execFileSync("wrk", ["-t1", "-c64", `-d${seconds}s`, ...extra, `http://127.0.0.1:${proxy.port}${path}`], { encoding: "utf8" });
   const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
+  const after = [treeStat(proxy.child.pid), treeStat(backend.child.pid)];
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]),
-    proxyUs: ((treeCpuSeconds(proxy.child.pid) - cpu0[0]) * 1e6) / requests,
-    backendUs: ((treeCpuSeconds(backend.child.pid) - cpu0[1]) * 1e6) / requests,
+    proxyUs: ((after[0].cpu - before[0].cpu) * 1e6) / requests,
+    proxyFaults: (after[0].faults - before[0].faults) / requests,
+    backendUs: ((after[1].cpu - before[1].cpu) * 1e6) / requests,
   };
 }
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -53,6 +55,7 @@ try {
     const m = med("rps");
     const proxyUs = med("proxyUs");
     const backendUs = med("backendUs");
+    const faults = med("proxyFaults");
     const raw = m.plugins / m.bare;
     const own = m.plugins / m["bare, client sends the added headers"];
     const cpu = (arm) => `${proxyUs[arm].toFixed(1)} / ${backendUs[arm].toFixed(1)}`;
@@ -64,6 +67,7 @@ try {
       cpu("bare"),
       cpu("plugins"),
       (proxyUs.plugins / proxyUs.bare).toFixed(2),
+      `${faults.bare.toFixed(2)} / ${faults.plugins.toFixed(2)}`,
     ]);
     console.log(`${size}: ${Object.entries(r).map(([k, v]) => `${k} ${m[k].toFixed(0)} (${v.map((x) => x.rps.toFixed(0)).join("/")})`).join(", ")}; plugins/bare ${raw.toFixed(2)}, plugins/bare-with-headers ${own.toFixed(2)}; proxy µs/req bare ${proxyUs.bare.toFixed(1)} plugins ${proxyUs.plugins.toFixed(1)}`);
   }
@@ -73,7 +77,7 @@ try {
   out.push("");
   out.push(
     table(
-      ["size", "bare req/s", "+plugins req/s", "bare + client-sent headers req/s", "+plugins / bare (target)", "+plugins / bare with the same headers", "bare: proxy / backend CPU µs/req", "+plugins: proxy / backend CPU µs/req", "proxy CPU +plugins / bare"],
+      ["size", "bare req/s", "+plugins req/s", "bare + client-sent headers req/s", "+plugins / bare (target)", "+plugins / bare with the same headers", "bare: proxy / backend CPU µs/req", "+plugins: proxy / backend CPU µs/req", "proxy CPU +plugins / bare", "proxy page faults/req bare / +plugins"],
       rows,
     ),
   );
