@@ -211,7 +211,10 @@ export function buildUpstream(spec: UpSpec, method: string, id: string): UpScrip
   // written later is indistinguishable from the next response (no proxy can tell), so these
   // are written in one piece
   // (for HEAD, any body bytes are such junk)
-  const oneWrite = head || spec.kind === "extra" || spec.kind === "sloppy-204" || spec.kind === "dup-cl" || spec.kind === "bad-cl";
+  // (a "mid-body" cut of a response with no body — Content-Length: 0, "xyz" appended — is a
+  // complete response and junk as well: written later, the proxy may rightly have reused the socket)
+  const noBodyCut = (spec.kind === "trunc-body" || spec.kind === "reset-body") && body.length === 0;
+  const oneWrite = head || noBodyCut || spec.kind === "extra" || spec.kind === "sloppy-204" || spec.kind === "dup-cl" || spec.kind === "bad-cl";
   if (spec.split && bytes.length > 1 && !oneWrite) {
     for (const piece of r.split(bytes, 6)) steps.push({ write: piece, delay: r.int(0, 6) });
   } else if (bytes.length > 0) steps.push({ write: bytes, delay: 0 });
