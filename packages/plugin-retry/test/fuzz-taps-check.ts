@@ -2,11 +2,9 @@
  * Runs one fuzz-taps case against a proxy and checks what the client got against what the
  * upstream sent (fuzz-backend) and what the taps did (fuzz-taps-gen records).
  */
-import { once } from "node:events";
-import { connect } from "node:net";
-import { sleep } from "@switchyard/test-utils";
 import { count, headsSeen, received, sent, specs } from "../../protocol-http/dist-test/fuzz-backend.js";
 import { header, parseResponses, type ParsedResponse } from "../../protocol-http/dist-test/fuzz-check.js";
+import { runScriptedClient } from "../../protocol-http/dist-test/fuzz-client.js";
 import { show } from "../../protocol-http/dist-test/fuzz-gen.js";
 import { plans, recordFor, reqRecords, resRecords, type TapCase } from "./fuzz-taps-gen.js";
 
@@ -28,41 +26,10 @@ export async function runTapCase(port: number, c: TapCase, shutdown = false): Pr
     plans.set(q.id, { req: c.req[i]!, res: c.res[i]! });
   });
   const t0 = Date.now();
-  const socket = connect({ port, host: "127.0.0.1" });
-  socket.on("error", () => {});
-  const chunks: Buffer[] = [];
-  socket.on("data", (b: Buffer) => chunks.push(b));
-  let closed = false;
-  const closedP = new Promise<void>((r) => socket.once("close", () => ((closed = true), r())));
-  await Promise.race([once(socket, "connect").catch(() => {}), closedP]);
-  for (const p of c.pieces) {
-    if (p.delay > 0) await sleep(p.delay);
-    if (socket.destroyed) break;
-    socket.write(p.bytes);
-  }
-  const sentAt = Date.now();
   const methodOf = (i: number): string | undefined => c.reqs[i]?.method;
-  let finSent = false;
-  while (!closed) {
-    if (Date.now() - sentAt > HANG_MS) break;
-    const p = parseResponses(Buffer.concat(chunks), false, methodOf);
-    const finals = p.responses.filter((r) => r.status >= 200 || r.status === 101);
-    if (!finSent && p.settled && p.errors.length === 0 && p.tunnel === undefined && finals.length >= c.reqs.length && finals.every((r) => r.complete)) {
-      finSent = true;
-      socket.end();
-    }
-    if (!finSent && p.tunnel !== undefined) {
-      finSent = true;
-      socket.end();
-    }
-    await Promise.race([sleep(10), closedP]);
-  }
+  const { received: buf, closed } = await runScriptedClient(port, { pieces: c.pieces, expected: c.reqs.length, methodOf, finOnTunnel: true, hangMs: HANG_MS });
   const failures: string[] = [];
-  if (!closed) {
-    failures.push(`client connection still open ${HANG_MS} ms after the last byte was sent`);
-    socket.destroy();
-  }
-  const buf = Buffer.concat(chunks);
+  if (!closed) failures.push(`client connection still open ${HANG_MS} ms after the last byte was sent`);
   const p = parseResponses(buf, true, methodOf);
   failures.push(...p.errors);
   let k = 0; // the request the next final response answers

@@ -27,11 +27,10 @@
  * need its neighbours: rerun its batch with the original FUZZ_SEED/FUZZ_CASES).
  */
 import { expect } from "chai";
-import { once } from "node:events";
-import { connect } from "node:net";
-import { forEachConcurrently, seedBatches, sleep, startRawBackend, waitFor } from "@switchyard/test-utils";
+import { forEachConcurrently, seedBatches, startRawBackend, waitFor } from "@switchyard/test-utils";
 import { backendErrors, count, headsSeen, received, sent, specs, startFuzzBackend, stats, type Backend } from "./fuzz-backend.js";
 import { header, parseResponses, type ParsedResponse } from "./fuzz-check.js";
+import { runScriptedClient } from "./fuzz-client.js";
 import { generateCase, show, type FuzzCase } from "./fuzz-gen.js";
 import { rawSocket, startHttpProxy, type Env } from "./helpers.js";
 
@@ -60,21 +59,6 @@ interface Outcome {
 async function runCase(port: number, c: FuzzCase): Promise<Outcome> {
   for (const q of c.reqs) specs.set(q.id, q.up);
   const t0 = Date.now();
-  const socket = connect({ port, host: "127.0.0.1" });
-  socket.on("error", () => {});
-  const chunks: Buffer[] = [];
-  socket.on("data", (b: Buffer) => chunks.push(b));
-  let closed = false;
-  const closedP = new Promise<void>((r) => socket.once("close", () => ((closed = true), r())));
-  await Promise.race([once(socket, "connect"), closedP]);
-  for (const p of c.pieces) {
-    if (p.delay > 0) await sleep(p.delay);
-    if (socket.destroyed) break;
-    socket.write(p.bytes);
-  }
-  if (c.end === "fin" && !socket.destroyed) socket.end();
-  if (c.end === "reset" && !socket.destroyed) socket.resetAndDestroy();
-  const sentAt = Date.now();
   // answers map to requests in order up to the first mutated request (after it, the proxy may see other requests)
   const mutAt = c.mutations.find((m) => m.at !== undefined)?.at ?? Infinity;
   const methodOf = (i: number, r: ParsedResponse): string | undefined => {
@@ -83,27 +67,10 @@ async function runCase(port: number, c: FuzzCase): Promise<Outcome> {
     if (m) return headsSeen.get(`${c.id}.${m[1]}`) ?? c.reqs[+m[1]!]?.method;
     return i < mutAt ? c.reqs[i]?.method : undefined;
   };
-  let finSent = false;
   // wait for the close; once every request has a complete answer, the client closes its side
-  while (!closed) {
-    if (Date.now() - sentAt > HANG_MS) break;
-    const buf = Buffer.concat(chunks);
-    const p = parseResponses(buf, false, methodOf);
-    const finals = p.responses.filter((r) => r.status >= 200 || r.status === 101);
-    if (!finSent && p.settled && p.errors.length === 0 && (p.tunnel !== undefined || (finals.length >= c.reqs.length && finals.every((r) => r.complete)))) {
-      if (p.tunnel === undefined) {
-        finSent = true;
-        socket.end();
-      }
-    }
-    await Promise.race([sleep(10), closedP]);
-  }
+  const { received: buf, closed } = await runScriptedClient(port, { pieces: c.pieces, end: c.end, expected: c.reqs.length, methodOf, hangMs: HANG_MS });
   const failures: string[] = [];
-  if (!closed) {
-    failures.push(`client connection still open ${HANG_MS} ms after the last byte was sent`);
-    socket.destroy();
-  }
-  const buf = Buffer.concat(chunks);
+  if (!closed) failures.push(`client connection still open ${HANG_MS} ms after the last byte was sent`);
   if (c.end === "reset") return { failures, received: buf, ms: Date.now() - t0 };
   const earlyEnd = c.end === "fin";
   const p = parseResponses(buf, true, methodOf);
