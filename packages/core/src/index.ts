@@ -18,6 +18,7 @@ export type { ProxyStats, Counter } from "./stats.js";
 export {
   type ProxyPlugin,
   type ProtocolHandler,
+  type RouteOptionsReader,
   type Logger,
   type JsonLogger,
   type LogLevel,
@@ -29,6 +30,14 @@ export { relay, earlyRead, onSocketEnd, EARLY_READ_LIMIT, type RelayOptions } fr
 export { CertificateStore, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export type { ListenerChanges } from "./listeners.js";
 export { TcpProtocol } from "./tcp-protocol.js";
+export {
+  optionProblems,
+  listenerOptionProblems,
+  routeOptionProblems,
+  unknownOptionMessage,
+  closestName,
+  type OptionsCheckLabels,
+} from "./options-check.js";
 export type {
   Route,
   RouteMatchResult,

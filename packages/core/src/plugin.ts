@@ -1,10 +1,27 @@
 import type { Proxy } from "./proxy.js";
 
 /**
+ * Something that reads `RouteConfig.options` (a protocol or a plugin). The proxy checks every
+ * route's options before the route is used: each key must be declared by a protocol the route
+ * reaches or by a plugin, and `checkRouteOptions` throws `ConfigError` for a bad value.
+ */
+export interface RouteOptionsReader {
+  /** the keys of `route.options` it reads (e.g. `["retry", "idempotent"]`) */
+  readonly routeOptions?: readonly string[];
+  /**
+   * Throws `ConfigError` when the options it reads are invalid; `where` starts the message
+   * (`route "api": options`, or a config path
+   * such as `routes[2].options`). Other keys are not its business.
+   */
+  checkRouteOptions?(options: Readonly<Record<string, unknown>>, where: string): void;
+}
+
+/**
  * A plugin taps hooks in `apply`, synchronously, and does nothing else there.
  * `reconfigure` (optional) takes new options on a config reload (SIGHUP) without a restart.
+ * A plugin that reads route options declares them (`RouteOptionsReader`).
  */
-export interface ProxyPlugin {
+export interface ProxyPlugin extends RouteOptionsReader {
   readonly name: string;
   apply(proxy: Proxy): void;
   reconfigure?(options: unknown): void;
@@ -14,8 +31,13 @@ export interface ProxyPlugin {
  * A protocol: takes over each accepted connection of listeners that name it. Registered by a
  * protocol package's plugin (`proxy.registerProtocol(this)` in `apply`).
  */
-export interface ProtocolHandler {
+export interface ProtocolHandler extends RouteOptionsReader {
   readonly name: string;
+  /**
+   * Throws `ConfigError` (message starting with `where`) for unknown or invalid listener
+   * `options`. A protocol without it takes no listener options.
+   */
+  checkListenerOptions?(options: Readonly<Record<string, unknown>>, where: string): void;
   /**
    * "accept": the core terminates TLS on listeners with `tls` before `handle` (HTTP, TCP).
    * "protocol": the protocol upgrades itself when its handshake asks (PostgreSQL, SMTP, MySQL).

@@ -7,6 +7,7 @@ import type { ProxyEvents } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
 import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest } from "./messages.js";
+import { optionProblems } from "./options-check.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
 import type { Resolver, RouteMatchResult } from "./routing/route.js";
@@ -119,6 +120,17 @@ export class Proxy {
         throw new PluginError("apply", plugin.name, err);
       }
     }
+    this.#checkOptions(options.listeners, options.routes ?? []);
+  }
+
+  /**
+   * Throws one `ConfigError` listing every problem in the protocol and plugin `options` of
+   * `listeners` and `routes` (unknown keys, bad values), checked against the registered
+   * protocols and the applied plugins.
+   */
+  #checkOptions(listeners: readonly Readonly<ListenerConfig>[], routes: readonly Readonly<RouteConfig>[]): void {
+    const problems = optionProblems(listeners, routes, this.#protocols, this.#plugins);
+    if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   }
 
   /** Plugins in the order they were applied. */
@@ -137,7 +149,9 @@ export class Proxy {
 
   /** Replaces the route table; established connections keep the route they have. */
   setRoutes(routes: RouteConfig[]): void {
-    this.#routes = new RouteTable(routes);
+    const table = new RouteTable(routes);
+    this.#checkOptions(this.listeners, routes);
+    this.#routes = table;
   }
 
   get routes(): RouteTable {
@@ -196,6 +210,9 @@ export class Proxy {
     if (!this.#protocols.has(config.protocol)) {
       throw new ConfigError(`listener "${config.name}": no protocol "${config.protocol}" is registered`);
     }
+    // the new listener's options, and the options of routes that will reach it
+    const routes = this.#routes.routes.flatMap((r) => (r.config === undefined ? [] : [r.config]));
+    this.#checkOptions([...this.listeners, config], routes);
     const l = this.#runtime(config);
     this.#listeners.set(config.name, l);
     if (!this.#listening) return;
@@ -229,6 +246,7 @@ export class Proxy {
   reconfigureListener(name: string, changes: ListenerChanges): void {
     const l = this.#listeners.get(name);
     if (!l) throw new ConfigError(`no listener "${name}"`);
+    if (changes.options !== undefined) this.#checkOptions([{ ...l.config, options: changes.options }], []);
     applyListenerChanges(l, changes, this.#timeouts);
     this.#runtimes.set(l.config, l);
   }

@@ -27,3 +27,4 @@ export {
   type RawHandler,
   type RawResponse,
 } from "./raw-http.js";
+export { configErrorMessage } from "./config-error.js";

@@ -1,0 +1,155 @@
+/**
+ * Checks the protocol- and plugin-specific `options` of listeners and routes before anything
+ * uses them, so a misspelt or badly typed option fails `new Proxy`, `setRoutes`, `addListener`,
+ * `reconfigureListener` and `switchyard check` — not the first connection that reads it.
+ *
+ * A listener's `options` belong to its protocol alone (`checkListenerOptions`). A route's
+ * `options` are shared: the protocols of the listeners the route reaches and every plugin each
+ * check what they read (`checkRouteOptions`) and declare which keys they read (`routeOptions`);
+ * a key nobody declares is reported as unknown.
+ */
+import type { ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
+import type { ListenerConfig, RouteConfig } from "./types.js";
+
+/** `where` labels for problem lines (core names things; the CLI uses config paths). */
+export interface OptionsCheckLabels {
+  listener(listener: Readonly<ListenerConfig>, index: number): string;
+  route(route: Readonly<RouteConfig>, index: number): string;
+}
+
+const defaultLabels: OptionsCheckLabels = {
+  listener: (l) => `listener "${l.name}": options`,
+  route: (r, i) => `route "${r.name ?? `#${i}`}": options`,
+};
+
+/** The closest of `known` to `name` (case-insensitive, at most 2 edits), for "did you mean". */
+export function closestName(name: string, known: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase(), bestDistance);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, giving up (returning `limit`) once it must reach `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin >= limit) return limit;
+    prev = row;
+  }
+  return Math.min(prev[b.length]!, limit);
+}
+
+/** "unknown option "x"" with a suggestion when one of `known` is close. */
+export function unknownOptionMessage(key: string, known: Iterable<string>): string {
+  const near = closestName(key, known);
+  return `unknown option "${key}"${near === undefined ? "" : ` (did you mean "${near}"?)`}`;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Protocols reached by a route: those of the listeners it names, or of every listener.
+ * undefined when one of them is not registered or not there (nobody can tell which keys it would read).
+ */
+function protocolsOf(
+  route: Readonly<RouteConfig>,
+  listeners: readonly Readonly<ListenerConfig>[],
+  protocols: ReadonlyMap<string, ProtocolHandler>,
+): ProtocolHandler[] | undefined {
+  const names = route.listener === undefined ? undefined : new Set([route.listener].flat());
+  // a route may name a listener that is added later (a reload sets routes first); addListener checks it then
+  if (names !== undefined && [...names].some((n) => !listeners.some((l) => l.name === n))) return undefined;
+  const out = new Set<ProtocolHandler>();
+  for (const l of listeners) {
+    if (names !== undefined && !names.has(l.name)) continue;
+    const p = protocols.get(l.protocol);
+    if (p === undefined) return undefined;
+    out.add(p);
+  }
+  return [...out];
+}
+
+/** One line per problem in a listener's `options` (empty: fine, or its protocol is unknown). */
+export function listenerOptionProblems(
+  listener: Readonly<ListenerConfig>,
+  protocol: ProtocolHandler | undefined,
+  where: string,
+): string[] {
+  if (protocol === undefined) return []; // listen() reports a protocol nobody registered
+  const options = listener.options ?? {};
+  if (protocol.checkListenerOptions === undefined) {
+    return Object.keys(options).map((k) => `${where}: ${unknownOptionMessage(k, [])} (protocol "${protocol.name}" takes no listener options)`);
+  }
+  try {
+    protocol.checkListenerOptions(options, where);
+    return [];
+  } catch (err) {
+    return [messageOf(err)];
+  }
+}
+
+/** One line per problem in a route's `options`. */
+export function routeOptionProblems(
+  route: Readonly<RouteConfig>,
+  readers: readonly RouteOptionsReader[],
+  where: string,
+): string[] {
+  const options = route.options;
+  if (options === undefined || options === null || typeof options !== "object") return []; // the route table reports it
+  const problems: string[] = [];
+  const known = new Set<string>();
+  for (const r of readers) for (const k of r.routeOptions ?? []) known.add(k);
+  for (const k of Object.keys(options)) {
+    if (!known.has(k)) {
+      problems.push(`${where}: ${unknownOptionMessage(k, known)} — no protocol or plugin on this route reads it`);
+    }
+  }
+  for (const r of readers) {
+    if (r.checkRouteOptions === undefined) continue;
+    try {
+      r.checkRouteOptions(options, where);
+    } catch (err) {
+      problems.push(messageOf(err));
+    }
+  }
+  return problems;
+}
+
+/** Every problem in the options of `listeners` and `routes`, one line each. */
+export function optionProblems(
+  listeners: readonly Readonly<ListenerConfig>[],
+  routes: readonly Readonly<RouteConfig>[],
+  protocols: ReadonlyMap<string, ProtocolHandler>,
+  plugins: readonly ProxyPlugin[],
+  labels: OptionsCheckLabels = defaultLabels,
+): string[] {
+  const problems: string[] = [];
+  listeners.forEach((l, i) => problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i))));
+  // a protocol package is usually its own plugin too: it reads route options only where it serves
+  const handlers = new Set<object>(protocols.values());
+  const others = plugins.filter((p) => !handlers.has(p));
+  routes.forEach((r, i) => {
+    const reached = protocolsOf(r, listeners, protocols);
+    if (reached === undefined) return; // listen() reports the missing protocol
+    problems.push(...routeOptionProblems(r, [...reached, ...others], labels.route(r, i)));
+  });
+  return problems;
+}
