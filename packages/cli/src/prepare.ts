@@ -7,8 +7,11 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import {
+  optionProblems,
   RouteTable,
+  TcpProtocol,
   type ListenerConfig,
+  type ProtocolHandler,
   type ListenerTls,
   type ProxyPlugin,
   type RouteConfig,
@@ -104,7 +107,6 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
 
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, i, baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
-  // the route table's own checks (targets, globs, CIDRs)
   // the route table's own checks (targets, globs, CIDRs): per route for a precise path, then as a whole
   if (!structural) {
     const before = problems.length;
@@ -123,6 +125,8 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
       }
     }
   }
+  // protocol and plugin options of listeners and routes (unknown keys, bad values), as `new Proxy` checks them
+  if (!structural) problems.push(...optionsProblems(listeners, routes, plugins));
   if (problems.length > 0) return { ok: false, problems: problems.sort(byPath) };
   return {
     ok: true,
@@ -143,6 +147,27 @@ const TOP_ORDER = ["config", "listeners", "routes", "plugins", "protocols", "tim
 function byPath(a: string, b: string): number {
   const rank = (s: string) => TOP_ORDER.findIndex((k) => s.startsWith(k));
   return rank(a) - rank(b) || a.localeCompare(b, "en", { numeric: true });
+}
+
+/**
+ * The options check of core, with config paths. A protocol package's plugin is also the
+ * protocol handler it registers (see protocols.ts); "tcp" is core's own.
+ */
+function optionsProblems(listeners: ListenerConfig[], routes: RouteConfig[], plugins: PreparedPlugin[]): string[] {
+  const protocols = new Map<string, ProtocolHandler>([["tcp", new TcpProtocol()]]);
+  for (const p of plugins) {
+    const handler = p.plugin as Partial<ProtocolHandler>;
+    if (p.key?.startsWith("protocol:") && typeof handler.handle === "function") {
+      protocols.set(p.key.slice("protocol:".length), handler as ProtocolHandler);
+    }
+  }
+  return optionProblems(
+    listeners,
+    routes,
+    protocols,
+    plugins.map((p) => p.plugin),
+    { listener: (_, i) => `listeners[${i}].options`, route: (_, i) => `routes[${i}].options` },
+  );
 }
 
 async function toListener(l: ListenerEntry, i: number, baseDir: string | undefined, problems: string[]): Promise<ListenerConfig> {

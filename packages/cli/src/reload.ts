@@ -6,7 +6,7 @@
  * invalid file changes nothing. Established connections keep the route they were given.
  */
 import { isDeepStrictEqual } from "node:util";
-import type { JsonLogger, ListenerConfig, Proxy } from "@switchyard/core";
+import { ConfigError, type JsonLogger, type ListenerConfig, type Proxy } from "@switchyard/core";
 import { prepareFile, type Prepared, type PreparedPlugin } from "./prepare.js";
 import { reloadListeners } from "./reload-listeners.js";
 
@@ -90,6 +90,19 @@ export class Reloader {
     const next = result.prepared;
     const old = this.#running;
     const restart: string[] = [];
+    // routes first: the running proxy checks their options against the plugins it runs, which
+    // lack any plugin this file adds (that needs a restart). Refused, nothing is applied.
+    try {
+      this.#proxy.setRoutes(next.routes);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      log.error("reload.invalid", {
+        file: this.#file,
+        problems: err.message.split("\n"),
+        note: "kept the running config (route options of a plugin added by this file need a restart)",
+      });
+      return;
+    }
     if (old.logLevel !== next.logLevel) {
       log.setLevel(next.logLevel);
       old.logLevel = next.logLevel;
@@ -102,7 +115,6 @@ export class Reloader {
       this.#proxy.setTimeouts(next.timeouts ?? {});
       old.timeouts = next.timeouts;
     }
-    this.#proxy.setRoutes(next.routes);
     const listeners = await reloadListeners(this.#proxy, old.listeners, next.listeners, {
       drainMs: next.shutdownTimeout,
       log,

@@ -184,6 +184,36 @@ describe("switchyard --config (invalid files)", () => {
     ]);
   });
 
+  it("checks the protocol and plugin options of listeners and routes before anything listens", async () => {
+    const file = tmpFile(
+      "options.yaml",
+      `listeners:
+  - { name: web, protocol: http, port: 0, options: { headerTimeout: 5 } }
+  - { name: raw, protocol: tcp, port: 0, options: { idle: 5 } }
+routes:
+  - { name: a, listener: web, targets: ["http://127.0.0.1:1"], options: { maxBodySize: -1 } }
+  - { name: b, listener: web, targets: ["http://127.0.0.1:1"], options: { retry: { retries: 1 } } }
+  - { name: c, listener: web, targets: ["http://127.0.0.1:1"], options: { headers: { request: { set: { X-A: 1 } } } } }
+  - { name: d, listener: raw, targets: ["127.0.0.1:1"], options: { stripPrefix: true } }
+  - { name: e, listener: web, targets: ["http://127.0.0.1:1"], options: { stripPrefix: true, headers: { rewriteHost: true } } }
+plugins: [{ use: "@switchyard/plugin-headers" }]
+`,
+    );
+    for (const mode of ["check", "--config"]) {
+      const res = await runCli([mode, file]);
+      expect(res.code).to.equal(2);
+      expect(res.stdout).to.not.match(/listening/);
+      expect(problems(res.stderr)).to.deep.equal([
+        'listeners[0].options: unknown option "headerTimeout" (did you mean "headersTimeout"?)',
+        'listeners[1].options: unknown option "idle" (protocol "tcp" takes no listener options)',
+        "routes[0].options: maxBodySize must be a number >= 0",
+        'routes[1].options: unknown option "retry" — no protocol or plugin on this route reads it',
+        "routes[2].options.headers.request.set.X-A: header values must be strings without CR, LF or NUL",
+        'routes[3].options: unknown option "stripPrefix" — no protocol or plugin on this route reads it',
+      ]);
+    }
+  });
+
   it("reports files that cannot be read or parsed", async () => {
     const json = tmpFile("broken.json", "{ listeners: ");
     const yaml = tmpFile("broken.yaml", "listeners:\n  - name: a\n   port: 1\n");

@@ -103,6 +103,64 @@ describe("SIGHUP reload", () => {
     });
   }
 
+  it("refuses a file whose route or listener options are wrong, and keeps serving with the old one", async () => {
+    const oldPort = await startBackend("old");
+    const newPort = await startBackend("new");
+    const file = tmpFile("c.yaml", yaml(oldPort));
+    const cli = startCli(["--config", file]);
+    const { edge } = await cli.listening(1);
+
+    const bad = yaml(newPort)
+      .replace("port: 0 }", "port: 0, options: { idel: 5 } }")
+      .replace(/targets: \[([^\]]*)\] }/, "targets: [$1], options: { retries: 2 } }");
+    writeFileSync(file, bad);
+    cli.process.kill("SIGHUP");
+    const line = await cli.waitFor(/"msg":"reload\.invalid"/);
+    expect((JSON.parse(line.input!) as { problems: string[] }).problems).to.deep.equal([
+      'listeners[0].options: unknown option "idel" (protocol "tcp" takes no listener options)',
+      'routes[0].options: unknown option "retries" — no protocol or plugin on this route reads it',
+    ]);
+    const c = await client(edge!);
+    expect(await c.ask("a")).to.equal("old:a");
+    c.socket.end();
+    cli.process.kill("SIGTERM");
+    expect(await cli.exited).to.equal(0);
+  });
+
+  it("refuses route options of a plugin the file adds (a restart applies it) and keeps the old routes", async () => {
+    const oldPort = await startBackend("old");
+    const newPort = await startBackend("new");
+    const file = tmpFile("c.yaml", yaml(oldPort));
+    const cli = startCli(["--config", file]);
+    const { edge } = await cli.listening(1);
+    // valid as a file: the plugin it adds reads the option; the running proxy has no such plugin
+    tmpFile(
+      "weights.mjs",
+      `export default class WeightPlugin {
+  name = "WeightPlugin";
+  routeOptions = ["weight"];
+  apply() {}
+}\n`,
+      dirname(file),
+    );
+    writeFileSync(
+      file,
+      yaml(newPort, "plugins: [{ use: ./weights.mjs }]\nlog: { level: warn }\n").replace(/targets: \[([^\]]*)\] }/, "targets: [$1], options: { weight: 2 } }"),
+    );
+    cli.process.kill("SIGHUP");
+    const line = await cli.waitFor(/"msg":"reload\.invalid"/);
+    const logged = JSON.parse(line.input!) as { problems: string[]; note: string };
+    expect(logged.problems).to.deep.equal(['route "main": options: unknown option "weight" — no protocol or plugin on this route reads it']);
+    expect(logged.note).to.match(/need a restart/);
+    const c = await client(edge!);
+    expect(await c.ask("a")).to.equal("old:a");
+    c.socket.end();
+    // nothing of the file was applied: the log level is still info
+    await cli.waitFor(/"msg":"connection\.close"/);
+    cli.process.kill("SIGTERM");
+    expect(await cli.exited).to.equal(0);
+  });
+
   it("applies a new log level", async () => {
     const port = await startBackend("b");
     const file = tmpFile("c.yaml", yaml(port, "log: { level: warn }\n"));

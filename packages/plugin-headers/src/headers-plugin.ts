@@ -48,9 +48,17 @@ export class HeadersPlugin implements ProxyPlugin {
   #via11 = "";
   #via10 = "";
 
+  /** the key of `route.options` it reads */
+  readonly routeOptions = ["headers"] as const;
+
   constructor(options: HeadersOptions = {}) {
     this.#opts = resolveOptions(options);
     this.#viaEntries();
+  }
+
+  /** Throws `ConfigError` when `options.headers` of a route is invalid (checked before the route is used). */
+  checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+    resolveRouteOptions(options.headers, where);
   }
 
   #viaEntries(): void {
@@ -86,7 +94,7 @@ export class HeadersPlugin implements ProxyPlugin {
     if (!route) return undefined;
     let r = this.#routeCache.get(route);
     if (!r) {
-      r = resolveRouteOptions(route.options?.headers, route.name);
+      r = resolveRouteOptions(route.options?.headers, `route "${route.name}": options`);
       this.#routeCache.set(route, r);
     }
     return r;

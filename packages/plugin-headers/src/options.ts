@@ -105,13 +105,13 @@ export function resolveOptions(input: HeadersOptions | undefined): ResolvedHeade
   });
 }
 
-/** Validates `route.options.headers`. */
-export function resolveRouteOptions(input: unknown, routeName: string): RouteHeadersOptions {
-  const where = `route "${routeName}": options.headers`;
+/** Validates `route.options.headers`; `optionsWhere` names the route's options (`route "api": options`). */
+export function resolveRouteOptions(input: unknown, optionsWhere: string): RouteHeadersOptions {
+  const where = `${optionsWhere}.headers`;
   if (input === undefined) return {};
   if (typeof input !== "object" || input === null || Array.isArray(input)) throw new ConfigError(`${where}: must be an object`);
-  const { rewriteHost, ...rest } = input as Record<string, unknown>;
-  const out: RouteHeadersOptions = validateRuleSet(rest, where);
+  const out: RouteHeadersOptions = validateRuleSet(input, where, ["rewriteHost"]);
+  const rewriteHost = (input as Record<string, unknown>).rewriteHost;
   if (rewriteHost !== undefined) out.rewriteHost = checkRewriteHost(rewriteHost, where);
   return out;
 }

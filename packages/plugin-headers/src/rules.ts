@@ -59,11 +59,19 @@ export function validateRules(input: unknown, where: string): HeaderRules {
   return out;
 }
 
-/** Validates a `{ request, response }` pair. */
-export function validateRuleSet(input: unknown, where: string): HeaderRuleSet {
+/**
+ * Validates a `{ request, response }` pair; any other key is an error (rules such as `set` go
+ * under `request` or `response`) unless listed in `alsoAllowed`, which the caller checks.
+ */
+export function validateRuleSet(input: unknown, where: string, alsoAllowed: readonly string[] = []): HeaderRuleSet {
   if (input === undefined) return {};
   if (typeof input !== "object" || input === null || Array.isArray(input)) throw new ConfigError(`${where}: must be an object`);
   const src = input as Record<string, unknown>;
+  for (const key of Object.keys(src)) {
+    if (key === "request" || key === "response" || alsoAllowed.includes(key)) continue;
+    const hint = key === "remove" || key === "set" || key === "append" ? ` (put "${key}" under "request" or "response")` : "";
+    throw new ConfigError(`${where}: unknown key "${key}"${hint}`);
+  }
   const out: HeaderRuleSet = {};
   if (src.request !== undefined) out.request = validateRules(src.request, `${where}.request`);
   if (src.response !== undefined) out.response = validateRules(src.response, `${where}.response`);

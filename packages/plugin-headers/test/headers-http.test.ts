@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import type { RouteConfig } from "@switchyard/core";
+import { ConfigError, Proxy, silentLogger, type RouteConfig } from "@switchyard/core";
 import { HttpProtocol } from "@switchyard/protocol-http";
 import { HeadersPlugin, type HeadersOptions } from "@switchyard/plugin-headers";
 import { expectNoActiveConnections, startProxy, type StartedProxy } from "@switchyard/test-utils";
@@ -154,5 +154,27 @@ describe("HeadersPlugin through a real proxy", () => {
     expect(header(seen, "upgrade")).to.equal("websocket");
     expect(header(seen, "connection")?.toLowerCase()).to.equal("upgrade");
     expect(header(seen, "sec-websocket-key")).to.equal("dGhlIHNhbXBsZSBub25jZQ==");
+  });
+});
+
+describe("HeadersPlugin route options", () => {
+  const build = (options: Record<string, unknown>) =>
+    new Proxy({
+      logger: silentLogger,
+      listeners: [{ name: "web", protocol: "http", port: 0 }],
+      routes: [{ name: "r", listener: "web", targets: ["127.0.0.1:1"], options }],
+      plugins: [new HttpProtocol(), new HeadersPlugin()],
+    });
+
+  it("are checked when the proxy is built, not at the first request", () => {
+    expect(() => build({ headers: "x" })).to.throw(ConfigError, 'route "r": options.headers: must be an object');
+    expect(() => build({ headers: { request: { set: { "Bad Name": "x" } } } })).to.throw(ConfigError, /invalid header name/);
+    // rules belong under request/response: a bare "set" was once ignored without a word
+    expect(() => build({ headers: { set: { "X-A": "1" } } })).to.throw(
+      ConfigError,
+      'route "r": options.headers: unknown key "set" (put "set" under "request" or "response")',
+    );
+    expect(() => build({ header: {} })).to.throw(ConfigError, 'unknown option "header" (did you mean "headers"?)');
+    expect(() => build({ headers: { rewriteHost: "api.internal", response: { set: { "X-A": "1" } } }, stripPrefix: true })).to.not.throw();
   });
 });

@@ -115,6 +115,10 @@ describe("header rules", () => {
     }
     expect(() => new HeadersPlugin({ pseudonym: "has space" })).to.throw(/pseudonym/);
     expect(() => new HeadersPlugin({ nope: 1 } as never)).to.throw(/unknown option/);
+    expect(() => new HeadersPlugin({ routes: { api: { set: { "X-A": "1" } } } as never })).to.throw(
+      'HeadersPlugin: routes.api: unknown key "set" (put "set" under "request" or "response")',
+    );
+    expect(() => new HeadersPlugin({ routes: { api: { request: { set: { "X-A": "1" } } } } })).not.to.throw();
     expect(() => new HeadersPlugin({ trustedProxies: ["10.0.0.0/8", "::1", "fd00::/8"], rewriteHost: "api.internal:8443" })).not.to.throw();
   });
 });

@@ -130,11 +130,11 @@ export function resolveOptions(input: RetryOptions | undefined): ResolvedRetryOp
 }
 
 /** Validates `route.options.retry` against the plugin's policy; `false` disables retries. */
-export function resolveRoutePolicy(input: unknown, base: RetryPolicy, routeName: string): RetryPolicy {
+export function resolveRoutePolicy(input: unknown, base: RetryPolicy, optionsWhere: string): RetryPolicy {
   if (input === undefined) return base;
   if (input === false) return Object.freeze({ ...base, retries: 0 });
-  const where = `route "${routeName}": options.retry.`;
-  const o = object(input, `route "${routeName}": options.retry`);
+  const where = `${optionsWhere}.retry.`;
+  const o = object(input, `${optionsWhere}.retry`);
   for (const k of Object.keys(o)) if (!ROUTE_KNOWN.has(k)) throw new ConfigError(`${where}${k} is not a per-route retry option`);
   return resolvePolicy(o, base, where);
 }

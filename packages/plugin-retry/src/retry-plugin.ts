@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   getHeader,
   isHttpRequest,
   isHttpResponse,
@@ -52,6 +53,17 @@ export class RetryPlugin implements ProxyPlugin {
 
   readonly #now: () => number;
 
+  /** the keys of `route.options` it reads: `retry` (a policy or false) and `idempotent` */
+  readonly routeOptions = ["retry", "idempotent"] as const;
+
+  /** Throws `ConfigError` when a route's `retry` or `idempotent` option is invalid (checked before the route is used). */
+  checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+    resolveRoutePolicy(options.retry, this.#opts, where);
+    if (options.idempotent !== undefined && typeof options.idempotent !== "boolean") {
+      throw new ConfigError(`${where}.idempotent: must be true or false`);
+    }
+  }
+
   #makeBudget(): RetryBudget | undefined {
     return this.#opts.budget === false ? undefined : new RetryBudget(this.#opts.budget, this.#now);
   }
@@ -87,7 +99,7 @@ export class RetryPlugin implements ProxyPlugin {
     if (!route) return this.#opts;
     let p = this.#routeCache.get(route);
     if (!p) {
-      p = resolveRoutePolicy(route.options?.retry, this.#opts, route.name);
+      p = resolveRoutePolicy(route.options?.retry, this.#opts, `route "${route.name}": options`);
       this.#routeCache.set(route, p);
     }
     return p;

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import type { Socket } from "node:net";
+import { ConfigError, Proxy, silentLogger } from "@switchyard/core";
 import { HttpProtocol } from "@switchyard/protocol-http";
 import { RetryPlugin, type RetryEvent, type RetryOptions } from "@switchyard/plugin-retry";
 import { closedPort, connectTo, expectNoActiveConnections, sleep, startProxy, waitFor, type StartedProxy } from "@switchyard/test-utils";
@@ -156,5 +157,23 @@ describe("RetryPlugin through a real HTTP proxy", () => {
     await expectNoActiveConnections(started!.proxy);
     await sleep(100);
     expect(b.requests).to.have.length(1);
+  });
+});
+
+describe("RetryPlugin route options", () => {
+  const build = (options: Record<string, unknown>) =>
+    new Proxy({
+      logger: silentLogger,
+      listeners: [{ name: "web", protocol: "http", port: 0 }],
+      routes: [{ name: "r", listener: "web", targets: ["127.0.0.1:1"], options }],
+      plugins: [new HttpProtocol(), new RetryPlugin()],
+    });
+
+  it("are checked when the proxy is built, not at the first request", () => {
+    expect(() => build({ retry: { retires: 1 } })).to.throw(ConfigError, 'route "r": options.retry.retires is not a per-route retry option');
+    expect(() => build({ retry: { retries: -1 } })).to.throw(ConfigError, /^route "r": options\.retry\.retries/);
+    expect(() => build({ idempotent: "yes" })).to.throw(ConfigError, 'route "r": options.idempotent: must be true or false');
+    expect(() => build({ retry: false, idempotent: true })).to.not.throw();
+    expect(() => build({ retry: { retries: 1, on: ["connect"] }, maxBodySize: 10 })).to.not.throw();
   });
 });

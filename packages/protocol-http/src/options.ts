@@ -3,7 +3,7 @@
  * listener (`ListenerConfig.options`) and, for the request-scoped ones, per route
  * (`RouteConfig.options`). Every name here is documented in the README.
  */
-import { ConfigError, type Route } from "@switchyard/core";
+import { ConfigError, unknownOptionMessage, type Route } from "@switchyard/core";
 import type { FramerLimits } from "./internal/parser.js";
 
 /** Upstream keep-alive pool, per target. */
@@ -60,8 +60,6 @@ export interface HttpListenerOptions extends HttpRequestOptions {
   maxUrlLength?: number;
   /** requests served on one connection before it is closed; 0 = unlimited (default 0) */
   maxRequestsPerConnection?: number;
-  /** accepted and validated but without effect: read-ahead is one socket chunk (see README "Pipelining") */
-  maxPipelined?: number;
   /** host globs this listener serves; a request for another Host gets 421 instead of 404 */
   hosts?: string[];
   /** after the last response, how long to wait for the client to close (default 2000) */
@@ -98,7 +96,6 @@ export interface ResolvedListenerOptions extends ResolvedRequestOptions {
   maxHeaderCount: number;
   maxUrlLength: number;
   maxRequestsPerConnection: number;
-  maxPipelined: number;
   hosts: RegExp[] | undefined;
   lingerTimeout: number;
   /** the request framer's limits (one object shared by the listener's sessions) */
@@ -121,10 +118,49 @@ function num(where: string, name: string, v: unknown, fallback: number): number 
   return v;
 }
 
+/** Option names, per place they may appear (unknown names are config errors, not ignored). */
+const POOL_KEYS = ["maxSockets", "maxIdle", "idleTimeout", "queueSize", "queueTimeout"] as const;
+const REQUEST_KEYS = [
+  "connectTimeout",
+  "upstreamHeadersTimeout",
+  "bodyTimeout",
+  "requestTimeout",
+  "maxBodySize",
+  "expectContinue",
+  "pool",
+] as const;
+/** what `route.options` keys the HTTP protocol reads */
+export const ROUTE_KEYS: readonly string[] = [...REQUEST_KEYS, "stripPrefix", "rewrite"];
+const LISTENER_KEYS: readonly string[] = [
+  ...REQUEST_KEYS,
+  "headersTimeout",
+  "keepAliveTimeout",
+  "maxHeaderSize",
+  "maxHeaderCount",
+  "maxUrlLength",
+  "maxRequestsPerConnection",
+  "hosts",
+  "lingerTimeout",
+];
+/** options that existed once, with why they are gone */
+const REMOVED: Readonly<Record<string, string>> = {
+  maxPipelined:
+    "was removed: pipelined requests are served one at a time and the next one is not read before the current response is written (README \"Pipelining\")",
+};
+
+function rejectUnknown(where: string, o: Record<string, unknown>, known: readonly string[], prefix = ""): void {
+  for (const k of Object.keys(o)) {
+    if (known.includes(k)) continue;
+    const removed = prefix === "" ? REMOVED[k] : undefined;
+    throw new ConfigError(`${where}: ${removed ? `${k} ${removed}` : unknownOptionMessage(prefix + k, known.map((n) => prefix + n))}`);
+  }
+}
+
 function pool(where: string, v: unknown, base: ResolvedPool): ResolvedPool {
   if (v === undefined) return base;
-  if (typeof v !== "object" || v === null) throw new ConfigError(`${where}: pool must be an object`);
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`${where}: pool must be an object`);
   const p = v as Record<string, unknown>;
+  rejectUnknown(where, p, POOL_KEYS, "pool.");
   return {
     maxSockets: Math.max(1, num(where, "pool.maxSockets", p.maxSockets, base.maxSockets)),
     maxIdle: num(where, "pool.maxIdle", p.maxIdle, base.maxIdle),
@@ -165,6 +201,8 @@ export function resolveListenerOptions(
   listener: Record<string, unknown> | undefined,
   connectTimeout: number,
 ): ResolvedListenerOptions {
+  if (listener !== undefined) rejectUnknown(where, listener, LISTENER_KEYS);
+  rejectUnknown(where, defaults as Record<string, unknown>, LISTENER_KEYS);
   const o = { ...(defaults as Record<string, unknown>), ...listener };
   const base: ResolvedRequestOptions = {
     connectTimeout,
@@ -191,7 +229,6 @@ export function resolveListenerOptions(
     maxHeaderCount,
     maxUrlLength,
     maxRequestsPerConnection: num(where, "maxRequestsPerConnection", o.maxRequestsPerConnection, 0),
-    maxPipelined: Math.max(1, num(where, "maxPipelined", o.maxPipelined, 16)),
     hosts: hosts === undefined ? undefined : (hosts as string[]).map(hostGlob),
     lingerTimeout: num(where, "lingerTimeout", o.lingerTimeout, 2_000),
     requestLimits: { maxHeaderSize, maxHeaderCount, maxUrlLength, strict: true },
@@ -201,20 +238,24 @@ export function resolveListenerOptions(
 
 const routeCache = new WeakMap<Route, { base: ResolvedListenerOptions; resolved: ResolvedRouteOptions }>();
 
+function routeOptions(where: string, o: Record<string, unknown>, base: ResolvedListenerOptions): ResolvedRouteOptions {
+  const strip = o.stripPrefix ?? false;
+  if (typeof strip !== "boolean" && typeof strip !== "string") throw new ConfigError(`${where}: stripPrefix must be a boolean or a string`);
+  if (o.rewrite !== undefined && typeof o.rewrite !== "string") throw new ConfigError(`${where}: rewrite must be a string`);
+  return { ...requestOptions(where, o, base), stripPrefix: strip, rewrite: o.rewrite as string | undefined };
+}
+
+/** Throws `ConfigError` for a bad value among the HTTP keys of `route.options` (other keys are plugins'). */
+export function checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string, base: ResolvedListenerOptions): void {
+  routeOptions(where, options, base);
+}
+
 /** A route's options on top of the listener's, cached per route and listener options. */
 export function resolveRouteOptions(route: Route, base: ResolvedListenerOptions): ResolvedRouteOptions {
   const cached = routeCache.get(route);
   if (cached !== undefined && cached.base === base) return cached.resolved;
   const o = route.options as Record<string, unknown>;
-  let resolved: ResolvedRouteOptions;
-  if (!o || Object.keys(o).length === 0) resolved = base.route;
-  else {
-    const where = `route "${route.name}"`;
-    const strip = o.stripPrefix ?? false;
-    if (typeof strip !== "boolean" && typeof strip !== "string") throw new ConfigError(`${where}: stripPrefix must be a boolean or a string`);
-    if (o.rewrite !== undefined && typeof o.rewrite !== "string") throw new ConfigError(`${where}: rewrite must be a string`);
-    resolved = { ...requestOptions(where, o, base), stripPrefix: strip, rewrite: o.rewrite as string | undefined };
-  }
+  const resolved = !o || Object.keys(o).length === 0 ? base.route : routeOptions(`route "${route.name}"`, o, base);
   routeCache.set(route, { base, resolved });
   return resolved;
 }

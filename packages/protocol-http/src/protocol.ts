@@ -3,7 +3,7 @@
  * accepted connection of listeners that name it.
  */
 import type { Connection, ProtocolHandler, Proxy, ProxyPlugin } from "@switchyard/core";
-import { resolveListenerOptions, type HttpListenerOptions } from "./options.js";
+import { checkRouteOptions, resolveListenerOptions, ROUTE_KEYS, type HttpListenerOptions, type ResolvedListenerOptions } from "./options.js";
 import { ProtocolRuntime } from "./runtime.js";
 import { Session } from "./session.js";
 
@@ -13,14 +13,28 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
   readonly name = "http";
   readonly tlsMode = "accept" as const;
   readonly #defaults: HttpListenerOptions;
+  /** the defaults resolved (what a listener without options gets) */
+  readonly #resolved: ResolvedListenerOptions;
+  /** the keys of `route.options` this protocol reads */
+  readonly routeOptions = ROUTE_KEYS;
   readonly #runtimes = new WeakMap<Proxy, ProtocolRuntime>();
   readonly #all = new Set<ProtocolRuntime>();
 
   /** `options` are the defaults of every listener; `ListenerConfig.options` override them. */
   constructor(options: HttpListenerOptions = {}) {
     // validate early (a config mistake fails at construction, not at the first request)
-    resolveListenerOptions(PLUGIN_NAME, options, undefined, 5000);
+    this.#resolved = resolveListenerOptions(PLUGIN_NAME, options, undefined, 5000);
     this.#defaults = { ...options };
+  }
+
+  /** Unknown or invalid listener options throw `ConfigError` (the proxy calls this before listening). */
+  checkListenerOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+    resolveListenerOptions(where, this.#defaults, options, 5000);
+  }
+
+  /** Invalid HTTP route options throw `ConfigError`; keys of other readers are left to them. */
+  checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+    checkRouteOptions(options, where, this.#resolved);
   }
 
   apply(proxy: Proxy): void {
