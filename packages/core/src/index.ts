@@ -34,6 +34,8 @@ export {
   optionProblems,
   listenerOptionProblems,
   routeOptionProblems,
+  routeOptionValueProblems,
+  unknownRouteOptions,
   unknownOptionMessage,
   closestName,
   type OptionsCheckLabels,

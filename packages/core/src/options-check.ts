@@ -106,22 +106,29 @@ export function listenerOptionProblems(
   }
 }
 
-/** One line per problem in a route's `options`. */
-export function routeOptionProblems(
-  route: Readonly<RouteConfig>,
-  readers: readonly RouteOptionsReader[],
-  where: string,
-): string[] {
+type RouteWithOptions = { readonly options?: Readonly<Record<string, unknown>> | undefined };
+
+function optionsOf(route: RouteWithOptions): Readonly<Record<string, unknown>> | undefined {
   const options = route.options;
-  if (options === undefined || options === null || typeof options !== "object") return []; // the route table reports it
-  const problems: string[] = [];
+  return options === undefined || options === null || typeof options !== "object" ? undefined : options; // the route table reports a non-object
+}
+
+/** One line per key of a route's `options` that none of `readers` declares. */
+export function unknownRouteOptions(route: RouteWithOptions, readers: readonly RouteOptionsReader[], where: string): string[] {
+  const options = optionsOf(route);
+  if (options === undefined) return [];
   const known = new Set<string>();
   for (const r of readers) for (const k of r.routeOptions ?? []) known.add(k);
-  for (const k of Object.keys(options)) {
-    if (!known.has(k)) {
-      problems.push(`${where}: ${unknownOptionMessage(k, known)} — no protocol or plugin on this route reads it`);
-    }
-  }
+  return Object.keys(options)
+    .filter((k) => !known.has(k))
+    .map((k) => `${where}: ${unknownOptionMessage(k, known)} — no protocol or plugin on this route reads it`);
+}
+
+/** One line per reader that finds a bad value in a route's `options`. */
+export function routeOptionValueProblems(route: RouteWithOptions, readers: readonly RouteOptionsReader[], where: string): string[] {
+  const options = optionsOf(route);
+  if (options === undefined) return [];
+  const problems: string[] = [];
   for (const r of readers) {
     if (r.checkRouteOptions === undefined) continue;
     try {
@@ -131,6 +138,11 @@ export function routeOptionProblems(
     }
   }
   return problems;
+}
+
+/** One line per problem in a route's `options`: unknown keys, then bad values. */
+export function routeOptionProblems(route: RouteWithOptions, readers: readonly RouteOptionsReader[], where: string): string[] {
+  return [...unknownRouteOptions(route, readers, where), ...routeOptionValueProblems(route, readers, where)];
 }
 
 /** Every problem in the options of `listeners` and `routes`, one line each. */

@@ -2,15 +2,15 @@ import type { AddressInfo, Socket } from "node:net";
 import { EventEmitter } from "eventemitter3";
 import { Connection, kConnection, type OwnedSocket } from "./connection.js";
 import { dial } from "./dialer.js";
-import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
+import { ConfigError, PluginError, ResolveError, RouteNotFoundError } from "./errors.js";
 import type { ProxyEvents } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
 import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest } from "./messages.js";
-import { optionProblems } from "./options-check.js";
+import { optionProblems, routeOptionValueProblems, unknownRouteOptions } from "./options-check.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
-import type { Resolver, RouteMatchResult } from "./routing/route.js";
+import type { Resolver, Route, RouteMatchResult } from "./routing/route.js";
 import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
@@ -121,6 +121,7 @@ export class Proxy {
       }
     }
     this.#checkOptions(options.listeners, options.routes ?? []);
+    for (const r of this.#routes.routes) this.#checkedRoutes.add(r);
   }
 
   /**
@@ -131,6 +132,31 @@ export class Proxy {
   #checkOptions(listeners: readonly Readonly<ListenerConfig>[], routes: readonly Readonly<RouteConfig>[]): void {
     const problems = optionProblems(listeners, routes, this.#protocols, this.#plugins);
     if (problems.length > 0) throw new ConfigError(problems.join("\n"));
+  }
+
+  /** Route objects whose options passed the check (the route table's, and answers seen before). */
+  readonly #checkedRoutes = new WeakSet<Route>();
+
+  /**
+   * A route answered at run time (a resolver, or a plugin's own `onResolve` tap) was not checked
+   * with the config: its options are checked once, against the key's protocol and the plugins.
+   * A bad value is the answerer's fault: `ResolveError` INTERNAL, and that connection or request
+   * fails as any resolver failure does (the process goes on). An undeclared key is only logged:
+   * resolvers may carry their own metadata.
+   */
+  #checkAnswered(route: Route, key: RouteKey): void {
+    if (this.#checkedRoutes.has(route)) return;
+    const protocol = this.#protocols.get(key.protocol);
+    const handlers = new Set<object>(this.#protocols.values());
+    const readers = [...(protocol ? [protocol] : []), ...this.#plugins.filter((p) => !handlers.has(p))];
+    const where = `route "${route.name}": options`;
+    const problems = routeOptionValueProblems(route, readers, where);
+    if (problems.length > 0) {
+      throw new ResolveError("INTERNAL", `answered route has bad options: ${problems.join("; ")}`);
+    }
+    this.#checkedRoutes.add(route);
+    const unknown = unknownRouteOptions(route, readers, where);
+    if (unknown.length > 0) this.logger.warn("route.unknown-options", { route: route.name, problems: unknown });
   }
 
   /** Plugins in the order they were applied. */
@@ -151,6 +177,7 @@ export class Proxy {
   setRoutes(routes: RouteConfig[]): void {
     const table = new RouteTable(routes);
     this.#checkOptions(this.listeners, routes);
+    for (const r of table.routes) this.#checkedRoutes.add(r);
     this.#routes = table;
   }
 
@@ -411,6 +438,7 @@ export class Proxy {
     conn.setState("routing");
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
+    this.#checkAnswered(match.route, key);
     if (conn.route === undefined) this.#stats.routed(match.route.name);
     conn.route = match.route;
     return match;

@@ -134,6 +134,45 @@ describe("connection lifecycle", () => {
     await backend.close();
   });
 
+  it("keeps one route per fresh resolver answer while it stays the same, and a new one when its options change", async () => {
+    const a = await startEchoServer();
+    const b = await startEchoServer();
+    let options: Record<string, unknown> = { v: 1 };
+    const routes: string[] = [];
+    const { proxy, port } = await startProxy({
+      listeners: [{ name: "t", protocol: "tcp", port: 0 }],
+      // a new answer object every time, as a resolver without a cache gives
+      resolver: { resolve: () => ({ targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], lb: "round-robin", options }) },
+      ssrf: { disabled: true },
+      plugins: [
+        {
+          name: "Seen",
+          routeOptions: ["v"],
+          apply(p) {
+            p.hooks.onClose.tap("Seen", (conn) => void routes.push(`${conn.route?.options.v}`));
+          },
+        },
+      ],
+    });
+    const once = async () => {
+      const c = await connectTo(port());
+      c.write("x");
+      await readBytes(c, 1);
+      c.destroy();
+      await waitFor(() => proxy.stats().active === 0);
+    };
+    for (let i = 0; i < 4; i++) await once();
+    // the balancer survived across answers: the targets alternate
+    expect([a.accepted, b.accepted]).to.deep.equal([2, 2]);
+    options = { v: 2 };
+    await once();
+    // a changed answer is a new route (before, the first route was kept for the same targets)
+    expect(routes).to.deep.equal(["1", "1", "1", "1", "2"]);
+    await proxy.close();
+    await a.close();
+    await b.close();
+  });
+
   it("closes the client when a resolver refuses with FORBIDDEN", async () => {
     const backend = await startEchoServer();
     const { proxy, port } = await startProxy({

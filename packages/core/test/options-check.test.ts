@@ -2,14 +2,16 @@ import { expect } from "chai";
 import {
   closestName,
   ConfigError,
+  createJsonLogger,
   Proxy,
   silentLogger,
   type Connection,
   type ProtocolHandler,
   type ProxyPlugin,
+  type ResolverAnswer,
   type RouteConfig,
 } from "@switchyard/core";
-import { configErrorMessage, connectTo, readBytes, startEchoServer, waitClose } from "@switchyard/test-utils";
+import { configErrorMessage, connectTo, readBytes, startEchoServer, waitClose, waitFor } from "@switchyard/test-utils";
 
 // Protocol and plugin options of listeners and routes are checked before anything uses them:
 // a misspelt key or a bad value fails `new Proxy` (and setRoutes / addListener /
@@ -123,6 +125,45 @@ describe("options checks", () => {
     await p.addListener({ ...tcp(), name: "tcp2" }).catch((e: unknown) => (err = e));
     expect((err as Error).message).to.equal('route "r": options: unknown option "banner" — no protocol or plugin on this route reads it');
     expect(p.listeners.map((l) => l.name)).to.deep.equal(["t", "later"]);
+  });
+
+  it("checks a resolver's answered route once: a bad value fails that connection, an undeclared key is logged", async () => {
+    const echo = await startEchoServer();
+    try {
+      const lines: Array<Record<string, unknown>> = [];
+      const answers: Record<string, ResolverAnswer> = {
+        "127.0.0.1": { targets: [`127.0.0.1:${echo.port}`], name: "dyn", options: { weight: 1, tenant: "a" } },
+      };
+      let bad = false;
+      const p = make({
+        listeners: [tcp()],
+        plugins: [new WeightPlugin()],
+        resolver: { resolve: async (key) => (bad ? { targets: [`127.0.0.1:${echo.port}`], name: "bad", options: { weight: "x" } } : answers[key.clientIp]!) },
+        ssrf: { disabled: true },
+        logger: createJsonLogger((l) => lines.push(JSON.parse(l) as Record<string, unknown>), "debug"),
+      });
+      const closes: string[] = [];
+      p.events.on("connectionClose", (_c, info) => closes.push(`${info.reason}${info.error ? `: ${info.error.message}` : ""}`));
+      await p.listen();
+      for (let i = 0; i < 2; i++) {
+        const c = await connectTo(p.address("t").port);
+        c.write("hi");
+        expect((await readBytes(c, 2)).toString()).to.equal("hi");
+        c.end();
+        await waitClose(c);
+      }
+      expect(lines.filter((l) => l.msg === "route.unknown-options").map((l) => l.problems)).to.deep.equal([
+        ['route "dyn": options: unknown option "tenant" — no protocol or plugin on this route reads it'],
+      ]);
+      bad = true;
+      const c = await connectTo(p.address("t").port);
+      await waitClose(c);
+      await waitFor(() => closes.length === 3);
+      expect(closes[2]).to.equal('no-route: answered route has bad options: route "bad": options.weight: must be a number');
+      expect(p.stats().active).to.equal(0);
+    } finally {
+      await echo.close();
+    }
   });
 
   it("setRoutes, addListener and reconfigureListener refuse bad options and change nothing", async () => {

@@ -45,15 +45,20 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
   ex.msg = msg;
   // callAsync, not promise(): when every tap is sync (the usual case) tapable calls back in
   // this same tick, so the hooked request goes upstream exactly like the untapped one
+  // the callback may run in a promise continuation (async taps): a throw must not escape it
   ex.runtime.proxy.hooks.onRequest.callAsync(msg, (err: unknown, out?: unknown) => {
-    if (err !== null && err !== undefined) {
-      if (!ex.aborted) ex.hookFailed(err, 500);
-      return;
+    try {
+      if (err !== null && err !== undefined) {
+        if (!ex.aborted) ex.hookFailed(err, 500);
+        return;
+      }
+      const pending = msg.pendingBuffer;
+      if (pending === undefined) return afterRequestHook(ex, msg, out as HttpRequestMessage);
+      // a tap started bufferBody() without waiting for it: the body is buffered before sending
+      pending.then(() => afterRequestHook(ex, msg, out as HttpRequestMessage)).catch((e: unknown) => ex.crashed(e));
+    } catch (e) {
+      ex.crashed(e);
     }
-    const pending = msg.pendingBuffer;
-    if (pending === undefined) return afterRequestHook(ex, msg, out as HttpRequestMessage);
-    // a tap started bufferBody() without waiting for it: the body is buffered before sending
-    pending.then(() => afterRequestHook(ex, msg, out as HttpRequestMessage));
   });
 }
 
@@ -138,12 +143,22 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     const out = o as HttpUpstreamResponse;
     if (inline && ((err !== null && err !== undefined) || out.retry !== undefined)) {
       // failures and retries drop or reset the upstream framer: never while it is executing
-      queueMicrotask(() => responseHookDone(ex, attempt, err, out, rf));
+      queueMicrotask(() => guardedResponseHookDone(ex, attempt, err, out, rf));
       return;
     }
-    responseHookDone(ex, attempt, err, out, rf);
+    if (inline) responseHookDone(ex, attempt, err, out, rf);
+    else guardedResponseHookDone(ex, attempt, err, out, rf);
   });
   inline = false;
+}
+
+/** responseHookDone off the framer's stack (a microtask or promise continuation): a throw fails the request only. */
+function guardedResponseHookDone(ex: Exchange, attempt: number, err: unknown, out: HttpUpstreamResponse, rf: ResponseFacts): void {
+  try {
+    responseHookDone(ex, attempt, err, out, rf);
+  } catch (e) {
+    ex.crashed(e);
+  }
 }
 
 function responseHookDone(ex: Exchange, attempt: number, err: unknown, out: HttpUpstreamResponse, rf: ResponseFacts): void {
@@ -265,5 +280,5 @@ export function runErrorHook(ex: Exchange, err: Error, requestSent: boolean): vo
     (e: unknown) => {
       if (!ex.aborted && ex.attempt === attempt) ex.hookFailed(e, 502);
     },
-  );
+  ).catch((e: unknown) => ex.crashed(e));
 }

@@ -150,10 +150,29 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
       return this.routeFailed(err);
     }
     if (m !== undefined) return this.routed(m);
-    proxy.resolve(conn, key).then(
-      (r) => this.routed(r),
-      (err: unknown) => this.routeFailed(err),
-    );
+    proxy
+      .resolve(conn, key)
+      .then(
+        (r) => this.routed(r),
+        (err: unknown) => this.routeFailed(err),
+      )
+      .catch((err: unknown) => this.crashed(err));
+  }
+
+  /**
+   * A handler on an asynchronous path threw (a bug, or a plugin's malformed route): this request
+   * fails — 500 if nothing went down yet, else the connection is cut — and the process goes on.
+   */
+  crashed(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.runtime.proxy.logger.error("http exchange failed", { id: this.id, error: error.stack ?? error.message });
+    if (this.aborted || this.finished) return;
+    try {
+      if (!this.headWritten) return this.respondError(500, error);
+    } catch {
+      // fall through: cut the connection
+    }
+    this.conn.destroy("protocol-error", error);
   }
 
   routeFailed(err: unknown): void {

@@ -22,6 +22,8 @@ export interface SocketOwner {
 export interface PoolWaiter {
   poolReady(socket: PooledSocket, fresh: boolean): void;
   poolFailed(error: Error): void;
+  /** a handler threw on the dial's asynchronous path (a bug): fail the request, not the process */
+  crashed(error: unknown): void;
   /** opens a new socket to the target (the waiter knows timeouts and the SSRF guard) */
   dialNew(): Promise<Socket>;
 }
@@ -153,7 +155,7 @@ export class TargetPool {
         waiter.poolFailed(err);
         this.#serveQueue();
       },
-    );
+    ).catch((err: unknown) => waiter.crashed(err));
   }
 
   /** A slot freed: dial for the first waiter in the queue. */

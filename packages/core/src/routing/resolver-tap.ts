@@ -34,16 +34,28 @@ export function tapResolver(hooks: ProxyHooks, resolver: Resolver, ttl: number):
   });
 }
 
+/** The options as a string for the route's identity; undefined when they cannot be serialized. */
+function optionsId(options: Readonly<Record<string, unknown>>): string | undefined {
+  try {
+    return JSON.stringify(options);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * One Route per resolver answer (by key and targets), so its balancer state (round-robin
- * position, least-connections counts) survives across lookups. Bounded; oldest dropped first.
+ * One Route per resolver answer (by key, name, targets and options), so its balancer state
+ * (round-robin position, least-connections counts) survives across lookups, and an answer that
+ * changes its name or options gets a new Route. Bounded; oldest dropped first.
  */
 class DynamicRoutes {
   readonly #routes = new Map<string, Route>();
 
   get(answer: ResolverAnswer, name: string): Route {
     const fresh = routeFromAnswer(answer, name);
-    const id = `${name}|${fresh.lb}|${fresh.targets.map(formatTarget).join(",")}`;
+    const options = optionsId(fresh.options);
+    if (options === undefined) return fresh;
+    const id = `${name}|${fresh.name}|${fresh.lb}|${fresh.targets.map(formatTarget).join(",")}|${options}`;
     const known = this.#routes.get(id);
     if (known) return known;
     if (this.#routes.size >= 10_000) {
