@@ -301,6 +301,9 @@ export function buildRequest(r: Rng, caseId: string, idx: number, last: boolean)
   if (http10 && !close) hdrs.push(`${TOKEN_CASE(r, "Connection")}: ${TOKEN_CASE(r, "keep-alive")}`);
   else if (close && !http10) hdrs.push(`${TOKEN_CASE(r, "Connection")}: close`);
   if (upgrade) hdrs.push("Upgrade: websocket", "Connection: Upgrade");
+  // an Upgrade on a request with a body is an ordinary request: the body must never be read as
+  // the next request (a smuggling bug this generator did not reach before)
+  else if (bodied && !http10 && (chunked || body.length > 0) && r.chance(0.06)) hdrs.push("Upgrade: h2c", "Connection: Upgrade");
   if (expect) hdrs.push(`Expect: ${TOKEN_CASE(r, "100-continue")}`);
   if (bodied) {
     if (chunked) hdrs.push(`${TOKEN_CASE(r, "Transfer-Encoding")}: chunked`);

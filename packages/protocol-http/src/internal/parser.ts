@@ -374,6 +374,17 @@ export class Framer extends HTTPParser {
 
   #onHeadersComplete(major: number, minor: number, headers: string[], url: string, status: number, msg: string, upgrade: boolean, keepAlive: boolean): number {
     const request = this.kind === "request";
+    // an Upgrade request that declares a body is an ordinary request (its Upgrade is dropped as
+    // hop-by-hop): stopping after the head would leave the body to be parsed as the next
+    // request on this connection, and send it upstream as the start of someone else's.
+    // (http-parser-js clears isChunked for upgrades: the header list says whether it was set.)
+    if (request && upgrade) {
+      const chunked = hasTransferEncoding(headers);
+      if (chunked || (this.body_bytes !== null && this.body_bytes > 0)) {
+        upgrade = false;
+        if (chunked) this.isChunked = true; // any other coding is refused by the handler (400)
+      }
+    }
     const head: RawHead = {
       versionMajor: major,
       versionMinor: minor,
@@ -397,4 +408,13 @@ export class Framer extends HTTPParser {
     if (!request && this.body_bytes === null && !this.isChunked) return 0; // close-delimited
     return 0;
   }
+}
+
+/** Whether a flat header list (name, value, …) has a Transfer-Encoding line. */
+function hasTransferEncoding(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 17 && name.toLowerCase() === "transfer-encoding") return true;
+  }
+  return false;
 }
