@@ -92,6 +92,10 @@ export function onTimeout(ex: Exchange, kind: number): void {
   if (kind === T_BODY && !ex.requestComplete) {
     // the client only stalled if we were ready for more of its body
     if (requestHeldByProxy(ex)) return ex.upstreamFailed(new UpstreamTimeoutError("body", "upstream stopped reading the request body"), true);
+    // a client that asked for 100-continue and got none may rightly wait (expectContinueTimeout: 0)
+    if (ex.facts.expectContinue && !ex.answered100 && !ex.downStarted && ex.bodyBytes === 0 && ex.sent) {
+      return ex.upstreamFailed(new UpstreamTimeoutError("body", "upstream sent no 100 Continue and no response"), true);
+    }
     return ex.respondError(408, new HttpStatusError(408, "PRX_ERR_HTTP_BODY_TIMEOUT", "request body timed out"));
   }
   ex.upstreamFailed(new UpstreamTimeoutError(kind === T_REQUEST ? "request" : "body"), true);

@@ -21,6 +21,10 @@ export function sendRequest(ex: Exchange): void {
   sock.cork();
   sock.write(ex.headStr, "latin1");
   ex.sent = true;
+  const wait = ex.ropts!.expectContinueTimeout;
+  if (ex.facts.expectContinue && !ex.answered100 && !ex.requestComplete && !ex.facts.http10 && wait > 0 && ex.continueTimer === undefined) {
+    ex.continueTimer = setTimeout(() => sendOwnContinue(ex), wait);
+  }
   if (ex.buffered !== undefined) {
     if (ex.buffered.length > 0) ex.writeUpstreamBody(ex.buffered);
     ex.finishUpstreamRequest();
@@ -37,6 +41,19 @@ export function sendRequest(ex: Exchange): void {
     if (ex.requestComplete) ex.finishUpstreamRequest();
   }
   sock.uncork();
+}
+
+/**
+ * `expectContinue: "relay"` with an upstream that sends no 100 (an HTTP/1.0 server, or one that
+ * waits for the body) and a client that waits for one: without this both wait until
+ * `bodyTimeout`. Sent only while nothing came back and no body byte came in.
+ */
+function sendOwnContinue(ex: Exchange): void {
+  ex.continueTimer = undefined;
+  if (ex.aborted || ex.finished || ex.answered100 || ex.interim || ex.resHeadSeen || ex.headWritten || ex.downStarted) return;
+  if (ex.requestComplete || ex.bodyBytes > 0) return;
+  ex.answered100 = true; // a 100 from the upstream after this one is dropped
+  ex.session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 export function writeUpstreamBody(ex: Exchange, chunk: Buffer): boolean {

@@ -227,6 +227,7 @@ export function startTunnel(ex: Exchange, rest: Buffer): void {
   ex.up = undefined;
   ex.finished = true;
   if (ex.requestTimer !== undefined) clearTimeout(ex.requestTimer);
+  if (ex.continueTimer !== undefined) clearTimeout(ex.continueTimer);
   const upstream = ps.pool.detach(ps);
   const client = ex.session.socket;
   client.write(

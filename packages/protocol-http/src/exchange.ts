@@ -106,6 +106,8 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   finished = false;
   retryTimer: NodeJS.Timeout | undefined;
   requestTimer: NodeJS.Timeout | undefined;
+  /** expectContinueTimeout: the proxy's own 100 Continue if the upstream sends none */
+  continueTimer: NodeJS.Timeout | undefined;
 
   constructor(session: Session, head: RawHead, facts: RequestFacts) {
     this.session = session;
@@ -362,6 +364,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     if (!this.requestComplete && !this.closeAfter) return;
     this.finished = true;
     if (this.requestTimer !== undefined) clearTimeout(this.requestTimer);
+    if (this.continueTimer !== undefined) clearTimeout(this.continueTimer);
     if (this.ps !== undefined && this.upDone) this.releaseUpstream(true);
     else this.dropUpstream();
     this.session.exchangeDone(this, !this.closeAfter);
@@ -373,6 +376,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     this.aborted = true;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     if (this.requestTimer !== undefined) clearTimeout(this.requestTimer);
+    if (this.continueTimer !== undefined) clearTimeout(this.continueTimer);
     if (this.target !== undefined && this.ropts !== undefined) this.runtime.pools.get(this.target, this.ropts.pool).cancel(this);
     this.dropUpstream();
     this.bodyStream?.destroy();

@@ -34,6 +34,8 @@ export interface HttpRequestOptions {
   maxBodySize?: number;
   /** "relay" forwards `Expect: 100-continue` and relays the upstream's 100; "answer" sends 100 itself (default "relay") */
   expectContinue?: "relay" | "answer";
+  /** "relay": if the upstream sends neither 100 nor a response and the client sends no body for this long, the proxy sends 100 itself (default 1000; 0 = never) */
+  expectContinueTimeout?: number;
   /** upstream pool settings (the first route that creates a target's pool sets them) */
   pool?: PoolOptions;
 }
@@ -81,6 +83,7 @@ export interface ResolvedRequestOptions {
   requestTimeout: number;
   maxBodySize: number;
   expectContinue: "relay" | "answer";
+  expectContinueTimeout: number;
   pool: ResolvedPool;
 }
 
@@ -127,6 +130,7 @@ const REQUEST_KEYS = [
   "requestTimeout",
   "maxBodySize",
   "expectContinue",
+  "expectContinueTimeout",
   "pool",
 ] as const;
 /** what `route.options` keys the HTTP protocol reads */
@@ -180,6 +184,7 @@ function requestOptions(where: string, o: Record<string, unknown>, base: Resolve
     requestTimeout: num(where, "requestTimeout", o.requestTimeout, base.requestTimeout),
     maxBodySize: num(where, "maxBodySize", o.maxBodySize, base.maxBodySize),
     expectContinue: expect,
+    expectContinueTimeout: num(where, "expectContinueTimeout", o.expectContinueTimeout, base.expectContinueTimeout),
     pool: pool(where, o.pool, base.pool),
   };
 }
@@ -211,6 +216,7 @@ export function resolveListenerOptions(
     requestTimeout: 0,
     maxBodySize: 0,
     expectContinue: "relay",
+    expectContinueTimeout: 1000,
     pool: DEFAULT_POOL,
   };
   const req = requestOptions(where, o, base);

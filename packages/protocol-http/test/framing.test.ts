@@ -165,6 +165,57 @@ describe("HTTP framing", () => {
     expect(statusOf(out.slice(out.indexOf("\r\n\r\n") + 4))).to.equal(200);
   });
 
+  it("sends 100 Continue itself after expectContinueTimeout when the upstream waits for the body", async () => {
+    // an upstream that never sends 100 (as HTTP/1.0 servers and some others): before, client and
+    // upstream waited for each other until bodyTimeout, and the client was answered 408
+    tcp = await tcpServer((s) => {
+      let buf = "";
+      s.on("data", (d: Buffer) => {
+        buf += d.toString();
+        if (buf.endsWith("12345")) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      });
+    });
+    env = await startHttpProxy(route(tcp.port), { listener: { expectContinueTimeout: 150, bodyTimeout: 5000 } });
+    const s = await rawSocket(env.port);
+    const t0 = Date.now();
+    s.socket.write("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    await s.waitFor("HTTP/1.1 100 Continue\r\n\r\n");
+    expect(Date.now() - t0).to.be.within(100, 2000);
+    s.socket.write("12345");
+    const out = await s.waitFor("ok");
+    s.socket.destroy();
+    expect(out.match(/HTTP\/1\.1 \d+/g)).to.deep.equal(["HTTP/1.1 100", "HTTP/1.1 200"]);
+  });
+
+  it("sends no second 100 when the upstream's comes after the proxy's own", async () => {
+    tcp = await tcpServer((s) => {
+      let buf = "";
+      s.on("data", (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes("\r\n\r\n") && !buf.includes("12345")) setTimeout(() => s.write("HTTP/1.1 100 Continue\r\n\r\n"), 300);
+        if (buf.endsWith("12345")) setTimeout(() => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 400);
+      });
+    });
+    env = await startHttpProxy(route(tcp.port), { listener: { expectContinueTimeout: 100 } });
+    const s = await rawSocket(env.port);
+    s.socket.write("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    await s.waitFor("HTTP/1.1 100 Continue\r\n\r\n");
+    s.socket.write("12345");
+    const out = await s.waitFor("ok", 3000);
+    s.socket.destroy();
+    expect(out.match(/HTTP\/1\.1 \d+/g)).to.deep.equal(["HTTP/1.1 100", "HTTP/1.1 200"]);
+  });
+
+  it("blames the upstream (504), not the waiting client, when no 100 comes and the proxy may not send one", async () => {
+    tcp = await tcpServer(() => {}); // reads the head, waits for a body forever
+    env = await startHttpProxy(route(tcp.port), { listener: { expectContinueTimeout: 0, bodyTimeout: 300 } });
+    const s = await rawSocket(env.port);
+    s.socket.write("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    const out = await s.waitFor(/\r\n\r\n[^]*request id/, 3000);
+    expect(statusOf(out)).to.equal(504);
+    s.socket.destroy();
+  });
+
   it("keeps header case, order and repeats in both directions", async () => {
     backend = await startBackend((req, res) => {
       res.setHeader("Set-Cookie", ["a=1", "b=2"]);
