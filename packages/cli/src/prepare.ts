@@ -70,13 +70,20 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   const protocols = await Promise.all(
     used.map(async (name): Promise<PreparedPlugin | undefined> => {
       const at = config.listeners.findIndex((l) => l.protocol === name);
+      let C;
       try {
-        const C = await loadProtocol(name, baseDir);
-        if (!C) return undefined;
-        const options = config.protocols?.[name];
-        return { key: `protocol:${name}`, options, plugin: instantiate(C, options, `protocol "${name}"`) };
+        C = await loadProtocol(name, baseDir);
       } catch (err) {
         problems.push(`listeners[${at}].protocol: ${(err as Error).message}`);
+        return undefined;
+      }
+      if (!C) return undefined;
+      const options = config.protocols?.[name];
+      try {
+        return { key: `protocol:${name}`, options, plugin: instantiate(C, options, `protocol "${name}"`) };
+      } catch (err) {
+        // the protocol's own defaults (the config's protocols section) are at fault
+        problems.push(`protocols.${name}: ${(err as Error).message}`);
         return undefined;
       }
     }),

@@ -214,6 +214,13 @@ plugins: [{ use: "@switchyard/plugin-headers" }]
     }
   });
 
+  it("names the protocols section for a bad protocol default", async () => {
+    const file = tmpFile("defaults.yaml", "listeners: [{ name: web, protocol: http, port: 0 }]\nprotocols: { http: { headerTimeout: 5 } }\n");
+    const res = await runCli(["check", file]);
+    expect(res.code).to.equal(2);
+    expect(problems(res.stderr)).to.deep.equal(['protocols.http: HttpProtocol: unknown option "headerTimeout" (did you mean "headersTimeout"?)']);
+  });
+
   it("reports files that cannot be read or parsed", async () => {
     const json = tmpFile("broken.json", "{ listeners: ");
     const yaml = tmpFile("broken.yaml", "listeners:\n  - name: a\n   port: 1\n");
