@@ -8,8 +8,10 @@
  * check what they read (`checkRouteOptions`) and declare which keys they read (`routeOptions`);
  * a key nobody declares is reported as unknown.
  */
-import type { ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
-import type { ListenerConfig, RouteConfig } from "./types.js";
+import { ConfigError, ResolveError } from "./errors.js";
+import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
+import type { Route } from "./routing/route.js";
+import type { ListenerConfig, RouteConfig, RouteKey } from "./types.js";
 
 /** `where` labels for problem lines (core names things; the CLI uses config paths). */
 export interface OptionsCheckLabels {
@@ -164,4 +166,53 @@ export function optionProblems(
     problems.push(...routeOptionProblems(r, [...reached, ...others], labels.route(r, i)));
   });
   return problems;
+}
+
+/** A proxy's options checks: against its protocols and plugins, remembering routes that passed. */
+export class OptionsChecker {
+  readonly #protocols: ReadonlyMap<string, ProtocolHandler>;
+  readonly #plugins: readonly ProxyPlugin[];
+  readonly #logger: Logger;
+  /** route objects whose options passed (the route table's, and answers seen before) */
+  readonly #checked = new WeakSet<Route>();
+
+  /** `protocols` and `plugins` are read at each check (plugins register protocols when applied). */
+  constructor(protocols: ReadonlyMap<string, ProtocolHandler>, plugins: readonly ProxyPlugin[], logger: Logger) {
+    this.#protocols = protocols;
+    this.#plugins = plugins;
+    this.#logger = logger;
+  }
+
+  /**
+   * Throws one `ConfigError` listing every problem in the options of `listeners` and `routes`
+   * (unknown keys, bad values); on success `compiled` (the table built from `routes`) counts as
+   * checked.
+   */
+  check(listeners: readonly Readonly<ListenerConfig>[], routes: readonly Readonly<RouteConfig>[], compiled: Iterable<Route> = []): void {
+    const problems = optionProblems(listeners, routes, this.#protocols, this.#plugins);
+    if (problems.length > 0) throw new ConfigError(problems.join("\n"));
+    for (const r of compiled) this.#checked.add(r);
+  }
+
+  /**
+   * A route answered at run time (a resolver, or a plugin's own `onResolve` tap) was not checked
+   * with the config: its options are checked once, against the key's protocol and the plugins.
+   * A bad value is the answerer's fault: `ResolveError` INTERNAL, and that connection or request
+   * fails as any resolver failure does (the process goes on). An undeclared key is only logged:
+   * resolvers may carry their own metadata.
+   */
+  checkAnswered(route: Route, key: RouteKey): void {
+    if (this.#checked.has(route)) return;
+    const protocol = this.#protocols.get(key.protocol);
+    const handlers = new Set<object>(this.#protocols.values());
+    const readers = [...(protocol ? [protocol] : []), ...this.#plugins.filter((p) => !handlers.has(p))];
+    const where = `route "${route.name}": options`;
+    const problems = routeOptionValueProblems(route, readers, where);
+    if (problems.length > 0) {
+      throw new ResolveError("INTERNAL", `answered route has bad options: ${problems.join("; ")}`);
+    }
+    this.#checked.add(route);
+    const unknown = unknownRouteOptions(route, readers, where);
+    if (unknown.length > 0) this.#logger.warn("route.unknown-options", { route: route.name, problems: unknown });
+  }
 }

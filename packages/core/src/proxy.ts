@@ -2,15 +2,15 @@ import type { AddressInfo, Socket } from "node:net";
 import { EventEmitter } from "eventemitter3";
 import { Connection, kConnection, type OwnedSocket } from "./connection.js";
 import { dial } from "./dialer.js";
-import { ConfigError, PluginError, ResolveError, RouteNotFoundError } from "./errors.js";
+import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
 import type { ProxyEvents } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
 import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest } from "./messages.js";
-import { optionProblems, routeOptionValueProblems, unknownRouteOptions } from "./options-check.js";
+import { OptionsChecker } from "./options-check.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
-import type { Resolver, Route, RouteMatchResult } from "./routing/route.js";
+import type { Resolver, RouteMatchResult } from "./routing/route.js";
 import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
@@ -90,6 +90,8 @@ export class Proxy {
   readonly idleSweeper = new IdleSweeper(this.#connections);
   readonly #stats = new StatsCollector();
   readonly #plugins: ProxyPlugin[];
+  /** checks listener and route options against the protocols and plugins (options-check.ts) */
+  readonly #options: OptionsChecker;
   readonly #ssrfAllow: IpMatcher | undefined;
   readonly #ssrfDisabled: boolean;
   #routes: RouteTable;
@@ -113,6 +115,7 @@ export class Proxy {
     if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0);
     this.hooks.onResolve.tap({ name: "RouteTable", stage: Stage.DEFAULT_ROUTES }, ({ key }) => this.#routes.match(key));
     this.#plugins = [...(options.plugins ?? [])];
+    this.#options = new OptionsChecker(this.#protocols, this.#plugins, this.logger);
     for (const plugin of this.#plugins) {
       try {
         plugin.apply(this);
@@ -120,43 +123,7 @@ export class Proxy {
         throw new PluginError("apply", plugin.name, err);
       }
     }
-    this.#checkOptions(options.listeners, options.routes ?? []);
-    for (const r of this.#routes.routes) this.#checkedRoutes.add(r);
-  }
-
-  /**
-   * Throws one `ConfigError` listing every problem in the protocol and plugin `options` of
-   * `listeners` and `routes` (unknown keys, bad values), checked against the registered
-   * protocols and the applied plugins.
-   */
-  #checkOptions(listeners: readonly Readonly<ListenerConfig>[], routes: readonly Readonly<RouteConfig>[]): void {
-    const problems = optionProblems(listeners, routes, this.#protocols, this.#plugins);
-    if (problems.length > 0) throw new ConfigError(problems.join("\n"));
-  }
-
-  /** Route objects whose options passed the check (the route table's, and answers seen before). */
-  readonly #checkedRoutes = new WeakSet<Route>();
-
-  /**
-   * A route answered at run time (a resolver, or a plugin's own `onResolve` tap) was not checked
-   * with the config: its options are checked once, against the key's protocol and the plugins.
-   * A bad value is the answerer's fault: `ResolveError` INTERNAL, and that connection or request
-   * fails as any resolver failure does (the process goes on). An undeclared key is only logged:
-   * resolvers may carry their own metadata.
-   */
-  #checkAnswered(route: Route, key: RouteKey): void {
-    if (this.#checkedRoutes.has(route)) return;
-    const protocol = this.#protocols.get(key.protocol);
-    const handlers = new Set<object>(this.#protocols.values());
-    const readers = [...(protocol ? [protocol] : []), ...this.#plugins.filter((p) => !handlers.has(p))];
-    const where = `route "${route.name}": options`;
-    const problems = routeOptionValueProblems(route, readers, where);
-    if (problems.length > 0) {
-      throw new ResolveError("INTERNAL", `answered route has bad options: ${problems.join("; ")}`);
-    }
-    this.#checkedRoutes.add(route);
-    const unknown = unknownRouteOptions(route, readers, where);
-    if (unknown.length > 0) this.logger.warn("route.unknown-options", { route: route.name, problems: unknown });
+    this.#options.check(options.listeners, options.routes ?? [], this.#routes.routes);
   }
 
   /** Plugins in the order they were applied. */
@@ -176,8 +143,7 @@ export class Proxy {
   /** Replaces the route table; established connections keep the route they have. */
   setRoutes(routes: RouteConfig[]): void {
     const table = new RouteTable(routes);
-    this.#checkOptions(this.listeners, routes);
-    for (const r of table.routes) this.#checkedRoutes.add(r);
+    this.#options.check(this.listeners, routes, table.routes);
     this.#routes = table;
   }
 
@@ -239,7 +205,7 @@ export class Proxy {
     }
     // the new listener's options, and the options of routes that will reach it
     const routes = this.#routes.routes.flatMap((r) => (r.config === undefined ? [] : [r.config]));
-    this.#checkOptions([...this.listeners, config], routes);
+    this.#options.check([...this.listeners, config], routes);
     const l = this.#runtime(config);
     this.#listeners.set(config.name, l);
     if (!this.#listening) return;
@@ -273,7 +239,7 @@ export class Proxy {
   reconfigureListener(name: string, changes: ListenerChanges): void {
     const l = this.#listeners.get(name);
     if (!l) throw new ConfigError(`no listener "${name}"`);
-    if (changes.options !== undefined) this.#checkOptions([{ ...l.config, options: changes.options }], []);
+    if (changes.options !== undefined) this.#options.check([{ ...l.config, options: changes.options }], []);
     applyListenerChanges(l, changes, this.#timeouts);
     this.#runtimes.set(l.config, l);
   }
@@ -438,7 +404,7 @@ export class Proxy {
     conn.setState("routing");
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
-    this.#checkAnswered(match.route, key);
+    this.#options.checkAnswered(match.route, key);
     if (conn.route === undefined) this.#stats.routed(match.route.name);
     conn.route = match.route;
     return match;
