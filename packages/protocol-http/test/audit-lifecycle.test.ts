@@ -88,6 +88,24 @@ describe("audit: client leaves at every stage", () => {
     await waitFor(() => active(env!) === 0 && poolOpen(env!) === 0);
   });
 
+  it("mid-upload with a FIN (end, not a reset): an abort, the upstream request is cut and nothing is left", async () => {
+    let upstreamClosed = false;
+    backend = await startBackend((req) => {
+      req.resume();
+      req.socket.once("close", () => (upstreamClosed = true));
+    });
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const c = await rawSocket(env.port);
+    c.socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + "b".repeat(1000));
+    await waitFor(() => backend!.requests.length === 1);
+    c.socket.end();
+    await waitFor(() => upstreamClosed, 2000, "upstream socket closed");
+    await c.closed;
+    expect(c.received()).to.equal("");
+    expect(backend.requests[0]!.complete).to.equal(false);
+    await waitFor(() => active(env!) === 0 && poolOpen(env!) === 0);
+  });
+
   it("mid-download: the upstream socket is closed, not pooled, and its writer sees the close", async () => {
     let upstreamClosed = false;
     backend = await startBackend((req, res) => {

@@ -160,12 +160,59 @@ describe("audit: deadlines", () => {
     const c = await rawSocket(env.port);
     c.socket.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
     await c.waitFor("504");
-    await sleep(200); // the late answer arrives now, on a socket that must be gone
+    // at once, before the late answer: were the socket back in the pool, /2 would take it (an
+    // idle socket that receives data is dropped, so waiting would hide a reuse)
     c.socket.write("GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     await c.closed;
     expect(c.received()).to.match(/\r\n\r\nr2$/);
     expect(c.received()).to.not.include("r1");
     expect(tcp!.accepted).to.equal(2);
+  });
+
+  it("never reuses a socket after a response body timeout: the next request gets a new connection and none of the old body", async () => {
+    let conns = 0;
+    tcp = await tcpServer((s) => {
+      const id = ++conns;
+      let n = 0;
+      s.on("data", () => {
+        if (id > 1) return void s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+        // 2 of 10 body bytes, then a stall; a request that reaches this socket again gets the rest first
+        if (n++ === 0) s.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12");
+        else s.write("34567890HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+      });
+    });
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`], options: { bodyTimeout: 150 } }]);
+    const first = await outcomeOf(env.port);
+    expect(first).to.deep.equal({ outcome: "aborted", body: "12", status: 200 });
+    const second = await outcomeOf(env.port);
+    expect(second).to.deep.equal({ outcome: "end", body: "fresh", status: 200 });
+    expect(tcp.accepted).to.equal(2);
+  });
+
+  it("never reuses a socket after requestTimeout fired before the response head: the late answer cannot reach the next request", async () => {
+    let conns = 0;
+    tcp = await tcpServer((s) => {
+      const id = ++conns;
+      let n = 0;
+      s.on("data", () => {
+        if (id > 1) return void s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+        // the first connection answers each request 400 ms after it came, in order
+        const k = ++n;
+        const t = setTimeout(() => s.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nlate${k}`), 400);
+        s.on("close", () => clearTimeout(t));
+      });
+    });
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`], options: { requestTimeout: 150 } }]);
+    const c = await rawSocket(env.port);
+    c.socket.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    const out = await c.waitFor(/request id: \S+\n/);
+    expect(statusOf(out)).to.equal(504);
+    // at once, while the first connection still owes its late answer
+    c.socket.write("GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    await c.closed;
+    expect(c.received()).to.match(/\r\n\r\nfresh$/);
+    expect(c.received()).to.not.include("late");
+    expect(tcp.accepted).to.equal(2);
   });
 
   it("treats bodyTimeout as idle time: a request body trickling faster than it is not cut", async () => {

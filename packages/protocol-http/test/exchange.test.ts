@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import http from "node:http";
-import { waitFor, type TestServer } from "@switchyard/test-utils";
+import { header, parseHead, startRawBackend, waitFor, type TestServer } from "@switchyard/test-utils";
 import WebSocket, { WebSocketServer } from "ws";
-import { raw, rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
+import { closeAfterTest, raw, rawSocket, request, startBackend, startHttpProxy, statusOf, tcpServer, type Backend, type Env } from "./helpers.js";
 
 describe("exchanges", () => {
   let backend: Backend | undefined;
@@ -64,6 +64,21 @@ describe("exchanges", () => {
     expect(outcome).to.equal("aborted");
   });
 
+  it("answers 502 when a fresh upstream connection is reset before the response head, and does not retry it", async () => {
+    tcp = await tcpServer((s) => s.once("data", () => s.resetAndDestroy()));
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
+    const c = await rawSocket(env.port);
+    c.socket.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const out = await c.waitFor(/request id: \S+\n/);
+    expect(statusOf(out)).to.equal(502);
+    expect(tcp.accepted).to.equal(1);
+    // the client connection stays usable
+    c.socket.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    await c.closed;
+    expect(c.received().match(/HTTP\/1\.1 502 /g)).to.have.length(2);
+    expect(tcp.accepted).to.equal(2);
+  });
+
   it("cancels the upstream exchange when the client aborts", async () => {
     let upstreamClosed = false;
     backend = await startBackend((req) => req.socket.once("close", () => (upstreamClosed = true)));
@@ -115,6 +130,30 @@ describe("exchanges", () => {
     expect(ws.protocol).to.equal("two");
     expect(got).to.deep.equal(["hello one,two yes", "echo:ping"]);
     wss.close();
+  });
+
+  it("passes Sec-WebSocket-Extensions through unchanged both ways, repeated request lines included", async () => {
+    const up = closeAfterTest(
+      await startRawBackend((_req, s) =>
+        s.write(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=10\r\n\r\n",
+        ),
+      ),
+    );
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${up.port}`] }]);
+    const c = await rawSocket(env.port);
+    const extensions = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nsec-websocket-extensions: x-webkit-deflate-frame\r\n";
+    c.socket.write(
+      "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extensions + "\r\n",
+    );
+    const out = await c.waitFor("\r\n\r\n");
+    expect(statusOf(out)).to.equal(101);
+    expect(header(parseHead(out.slice(0, out.indexOf("\r\n\r\n"))).headers, "sec-websocket-extensions")).to.equal(
+      "permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
+    );
+    expect(up.requests[0]!.head + "\r\n").to.include(extensions);
+    c.socket.destroy();
   });
 
   it("answers a non-101 reply to an upgrade request as a normal response", async () => {

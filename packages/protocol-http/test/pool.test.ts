@@ -79,6 +79,27 @@ describe("upstream pool", () => {
     expect(stale.connections()).to.equal(2);
   });
 
+  it("resends after a stale pooled socket only once: when the fresh connection also closes before answering, 502", async () => {
+    // requests received per upstream connection
+    const received: number[] = [];
+    tcp = await tcpServer((s) => {
+      const id = received.push(0) - 1;
+      s.on("data", () => {
+        const n = ++received[id]!;
+        // the first connection answers once, then closes on its next request (a stale keep-alive
+        // socket); every later connection closes without answering
+        if (id === 0 && n === 1) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc1");
+        else s.destroy();
+      });
+    });
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);
+    expect((await request(env.port)).body).to.equal("c1");
+    const r = await request(env.port);
+    expect(r.status).to.equal(502);
+    expect(received).to.deep.equal([2, 1]);
+    await waitFor(() => env!.protocol.poolStats(env!.proxy.proxy)[0]!.open === 0);
+  });
+
   it("does not resend a POST with a body after a stale socket: 502", async () => {
     tcp = (await staleAfterFirstAnswer()).server;
     env = await startHttpProxy([{ targets: [`127.0.0.1:${tcp.port}`] }]);

@@ -1,10 +1,11 @@
 import { expect } from "chai";
 import { once } from "node:events";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import tls from "node:tls";
 import { HttpSniffer } from "@switchyard/protocol-http";
-import { createTestCa } from "@switchyard/test-utils";
-import { request, startHttpProxy, type Env } from "./helpers.js";
+import { createTestCa, readAll } from "@switchyard/test-utils";
+import { request, startBackend, startHttpProxy, statusOf, type Env } from "./helpers.js";
 
 describe("https targets", () => {
   let server: https.Server | undefined;
@@ -31,6 +32,31 @@ describe("https targets", () => {
     const ok = await request(env.port, { path: "/ok" });
     expect(ok.status).to.equal(200);
     expect(ok.body).to.equal("secure");
+  });
+});
+
+describe("TLS listener: SNI and Host", () => {
+  /** One request over TLS with the given SNI; everything the proxy sent back. */
+  async function tlsRequest(port: number, ca: string, servername: string, data: string): Promise<string> {
+    const s = tls.connect({ host: "127.0.0.1", port, servername, ca });
+    s.on("error", () => {});
+    await once(s, "secureConnect");
+    const all = readAll(s as unknown as Socket);
+    s.write(data);
+    return (await all).toString("latin1");
+  }
+
+  it("answers 421 when no route matches and the SNI differs from Host, 404 when they agree", async () => {
+    const backend = await startBackend((_req, res) => res.end("a"));
+    const ca = createTestCa();
+    const leaf = ca.issue({ commonName: "a.test", altNames: ["a.test", "b.test"] });
+    const env = await startHttpProxy([{ match: { host: "a.test" }, targets: [`127.0.0.1:${backend.port}`] }], { tls: { cert: leaf.cert, key: leaf.key } });
+    const get = (sni: string, host: string) => tlsRequest(env.port, ca.cert, sni, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(statusOf(await get("a.test", "b.test"))).to.equal(421);
+    expect(statusOf(await get("b.test", "b.test"))).to.equal(404);
+    expect(statusOf(await get("b.test", "B.test:443"))).to.equal(404);
+    expect(statusOf(await get("a.test", "a.test"))).to.equal(200);
+    expect(backend.requests.length).to.equal(1);
   });
 });
 
