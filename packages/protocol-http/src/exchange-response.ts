@@ -9,6 +9,7 @@ import { runResponseHook } from "./exchange-hooks.js";
 import type { Exchange } from "./exchange.js";
 import {
   analyzeResponse,
+  connectionTokensOf,
   BODY_CHUNKED,
   BODY_CLOSE,
   BODY_LENGTH,
@@ -48,7 +49,7 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
     if (!ex.facts.http10 && relay100 && !ex.headWritten) {
       ex.downStarted = true;
       ex.session.socket.write(
-        serializeResponseHead(status, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: false, connectionTokens: undefined, keepLength: false }),
+        serializeResponseHead(status, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: false, connectionTokens: connectionTokensOf(h.headers), keepLength: false }),
         "latin1",
       );
     }
@@ -231,7 +232,7 @@ export function startTunnel(ex: Exchange, rest: Buffer): void {
   const upstream = ps.pool.detach(ps);
   const client = ex.session.socket;
   client.write(
-    serializeResponseHead(101, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: true, connectionTokens: undefined, keepLength: false }),
+    serializeResponseHead(101, h.statusMessage, h.headers, { framing: BODY_NONE, close: false, keepAliveHeader: false, upgrade: true, connectionTokens: connectionTokensOf(h.headers), keepLength: false }),
     "latin1",
   );
   const pending = ex.session.detachForTunnel();

@@ -72,7 +72,7 @@ export function analyzeRequest(head: RawHead): RequestFacts {
         const tok = t.trim().toLowerCase();
         if (tok === "close") connClose = true;
         else if (tok === "keep-alive") connKeepAlive = true;
-        else if (tok !== "upgrade" && tok !== "") (connTokens ??= []).push(tok);
+        else if (removableToken(tok)) (connTokens ??= []).push(tok);
       }
     }
   }
@@ -156,6 +156,28 @@ export function hostOnly(authority: string): string {
   }
   const colon = authority.indexOf(":");
   return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+/**
+ * A Connection token whose field is removed before forwarding. Never Host or the framing
+ * fields: `Connection: content-length` would strip the body's length and desync the next hop
+ * (a smuggling shape), `Connection: host` the Host. Upgrade is handled by the tunnel logic.
+ */
+function removableToken(tok: string): boolean {
+  return tok !== "" && tok !== "upgrade" && tok !== "host" && tok !== "content-length" && tok !== "transfer-encoding";
+}
+
+/** The removable Connection tokens of a flat header list (interim and 101 responses). */
+export function connectionTokensOf(h: string[]): string[] | undefined {
+  let tokens: string[] | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i]!.length !== 10 || h[i]!.toLowerCase() !== "connection") continue;
+    for (const t of h[i + 1]!.split(",")) {
+      const tok = t.trim().toLowerCase();
+      if (tok !== "close" && tok !== "keep-alive" && removableToken(tok)) (tokens ??= []).push(tok);
+    }
+  }
+  return tokens;
 }
 
 /** True for the hop-by-hop names we always drop (lower-case input not required). */
@@ -285,7 +307,7 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
         const tok = t.trim().toLowerCase();
         if (tok === "close") close = true;
         else if (tok === "keep-alive") keepAlive = true;
-        else if (tok !== "upgrade" && tok !== "") (tokens ??= []).push(tok);
+        else if (removableToken(tok)) (tokens ??= []).push(tok);
       }
     }
   }

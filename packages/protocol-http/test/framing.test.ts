@@ -216,6 +216,27 @@ describe("HTTP framing", () => {
     s.socket.destroy();
   });
 
+  it("removes the fields a 103 or a 101 names in Connection", async () => {
+    tcp = await tcpServer((s) =>
+      s.on("data", (d: Buffer) => {
+        if (d.toString().startsWith("GET /ws")) {
+          s.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Secret\r\nUpgrade: echo\r\nX-Secret: 1\r\nX-Kept: 1\r\n\r\n");
+          return;
+        }
+        s.write("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: x-internal\r\nX-Internal: secret\r\n\r\n");
+        s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      }),
+    );
+    env = await startHttpProxy(route(tcp.port));
+    const hints = await raw(env.port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    expect(hints).to.match(/^HTTP\/1\.1 103 [^]*\r\nLink: <\/a\.css>; rel=preload\r\n/);
+    expect(hints).to.not.match(/x-internal/i);
+    expect(statusOf(hints.slice(hints.indexOf("\r\n\r\n") + 4))).to.equal(200);
+    const ws = await raw(env.port, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", 300);
+    expect(ws).to.match(/^HTTP\/1\.1 101 /);
+    expect(ws).to.include("X-Kept: 1").and.not.to.match(/x-secret/i);
+  });
+
   it("keeps header case, order and repeats in both directions", async () => {
     backend = await startBackend((req, res) => {
       res.setHeader("Set-Cookie", ["a=1", "b=2"]);

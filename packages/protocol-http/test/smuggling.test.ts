@@ -118,3 +118,37 @@ describe("Upgrade requests with a body", () => {
     expect(out.endsWith("\r\n\r\nping")).to.equal(true);
   });
 });
+
+// RFC 9110 §7.6.1 lets Connection name fields to remove before forwarding; Host and the framing
+// fields are never removed: `Connection: content-length` once made the proxy strip the body's
+// length, so the upstream read the body as a second request that the proxy never routed.
+describe("Connection naming Host or a framing field", () => {
+  it("keeps Content-Length and Host on the request: one request, the body as its body", async () => {
+    const origin = closeAfterTest(await startRawBackend((req, socket) => reply(socket, 200, [], `seen ${req.requestLine.split(" ")[1]}`)));
+    const env = await startHttpProxy([{ listener: "web", match: { path: "/x" }, targets: [`127.0.0.1:${origin.port}`] }]);
+    const inner = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    const out = await raw(env.port, [
+      `POST /x HTTP/1.1\r\nHost: a\r\nConnection: content-length, host, transfer-encoding, x-drop\r\nX-Drop: 1\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`,
+      "GET /x/2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ]);
+    expect(out.match(/HTTP\/1\.1 \d+/g)).to.deep.equal(["HTTP/1.1 200", "HTTP/1.1 200"]);
+    expect(origin.requests.map((r) => r.requestLine)).to.deep.equal(["POST /x HTTP/1.1", "GET /x/2 HTTP/1.1"]);
+    const names = origin.requests[0]!.headers.map(([k]) => k.toLowerCase());
+    expect(names).to.include("content-length").and.to.include("host").and.not.to.include("x-drop");
+    expect(origin.requests[0]!.body.toString()).to.equal(inner);
+  });
+
+  it("keeps Content-Length on a response whose Connection names it, so the next response is framed right", async () => {
+    const origin = closeAfterTest(
+      await startRawBackend((req, socket) =>
+        socket.write(`HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n${req.requestLine.includes("/1 ") ? "first" : "other"}`),
+      ),
+    );
+    const env = await startHttpProxy([{ listener: "web", targets: [`127.0.0.1:${origin.port}`] }]);
+    const out = await raw(env.port, ["GET /1 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"]);
+    const first = out.slice(0, out.indexOf("first") + 5);
+    expect(first).to.match(/\r\nContent-Length: 5\r\n/i);
+    expect(out.match(/HTTP\/1\.1 200/g)).to.have.length(2);
+    expect(out.endsWith("other")).to.equal(true);
+  });
+});
