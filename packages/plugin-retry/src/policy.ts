@@ -41,6 +41,8 @@ export function classify(o: AttemptOutcome): RetryCondition | undefined {
       case "PRX_ERR_UPSTREAM_CONNECT":
         return "connect";
       case "PRX_ERR_UPSTREAM_TIMEOUT":
+        // requestTimeout is the request's total deadline: retrying past it would defeat it
+        if (o.errorPhase === "request") return undefined;
         return o.errorPhase === "connect" ? "connect" : "timeout";
       case "PRX_ERR_UPSTREAM_RESET":
         return "reset";

@@ -19,6 +19,8 @@ describe("retry rules", () => {
     expect(classify(outcome({ errorCode: "PRX_ERR_UPSTREAM_CONNECT" }))).to.equal("connect");
     expect(classify(outcome({ errorCode: "PRX_ERR_UPSTREAM_TIMEOUT", errorPhase: "connect" }))).to.equal("connect");
     expect(classify(outcome({ errorCode: "PRX_ERR_UPSTREAM_TIMEOUT", errorPhase: "headers" }))).to.equal("timeout");
+    // requestTimeout is the total deadline of the request: never retried
+    expect(classify(outcome({ errorCode: "PRX_ERR_UPSTREAM_TIMEOUT", errorPhase: "request" }))).to.equal(undefined);
     expect(classify(outcome({ errorCode: "PRX_ERR_UPSTREAM_RESET" }))).to.equal("reset");
     expect(classify(outcome({ errorCode: "PRX_ERR_SSRF_BLOCKED" }))).to.equal(undefined);
     expect(classify(outcome({ status: 503 }))).to.equal("5xx");

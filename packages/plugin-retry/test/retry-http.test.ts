@@ -10,6 +10,7 @@ describe("RetryPlugin through a real HTTP proxy", () => {
   const backends: RawBackend[] = [];
   let started: StartedProxy | undefined;
   let events: RetryEvent[] = [];
+  let protocol: HttpProtocol;
 
   afterEach(async () => {
     if (started) await expectNoActiveConnections(started.proxy).finally(() => started!.proxy.close({ timeout: 100 }));
@@ -28,7 +29,7 @@ describe("RetryPlugin through a real HTTP proxy", () => {
     started = await startProxy({
       listeners: [{ name: "web", protocol: "http", port: 0, options: listenerOptions }],
       routes: [{ name: "r", listener: "web", targets, options: routeOptions }],
-      plugins: [new HttpProtocol(), new RetryPlugin({ retries: 2, backoff: { base: 1, max: 5 }, ...options })],
+      plugins: [(protocol = new HttpProtocol()), new RetryPlugin({ retries: 2, backoff: { base: 1, max: 5 }, ...options })],
     });
     RetryPlugin.getHooks(started.proxy).onRetry.tap("test", (e) => void events.push(e));
     return started.port();
@@ -145,6 +146,49 @@ describe("RetryPlugin through a real HTTP proxy", () => {
     });
     expect(res.body, `backend saw ${b.requests.length}`).to.equal("late ok");
     expect(events[0]!.condition).to.equal("timeout");
+  });
+
+  it("keeps requestTimeout a total deadline: no retry once it fired, none left waiting in a backoff", async () => {
+    const b = await backend(() => {}); // never answers
+    const port = await proxyTo([`127.0.0.1:${b.port}`], { retries: 2 }, { requestTimeout: 200, upstreamHeadersTimeout: 4000 });
+    const t0 = Date.now();
+    const res = await rawRequest(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(res.status).to.equal(504);
+    expect(Date.now() - t0).to.be.below(1500); // before: a retry per attempt, 504 after ~8 s
+    expect(b.sockets).to.have.length(1);
+    expect(events).to.deep.equal([]);
+  });
+
+  it("cancels a Retry-After wait when requestTimeout fires in it, and sends nothing after", async () => {
+    const b = await backend((_r, s) => reply(s, 503, [["Retry-After", "1"]], "busy"));
+    const port = await proxyTo([`127.0.0.1:${b.port}`], { retries: 3, maxRetryAfter: 2000, budget: false }, { requestTimeout: 300 });
+    const res = await rawRequest(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(res.status).to.equal(504);
+    expect(events.map((e) => e.condition)).to.deep.equal(["5xx"]);
+    await sleep(1200); // past the Retry-After: an orphaned retry would send again now
+    expect(b.requests).to.have.length(1);
+    await expectNoActiveConnections(started!.proxy);
+    // every upstream socket still open is idle in the pool: none is held by the finished exchange
+    for (const p of protocol.poolStats(started!.proxy)) expect(p.open, JSON.stringify(p)).to.equal(p.idle);
+  });
+
+  it("sends 100 Continue itself when it buffers the body of an Expect: 100-continue request", async () => {
+    const b = await backend((r, s) => reply(s, 200, [], `got ${r.body.length}`));
+    const port = await proxyTo([`127.0.0.1:${b.port}`]);
+    // a client that waits for the 100 before its body, as Node's does; before, the proxy waited
+    // for the body to buffer it and the client for the 100, until bodyTimeout (408)
+    const c = await connectTo(port);
+    let got = "";
+    c.on("data", (d: Buffer) => (got += d.toString("latin1")));
+    const t0 = Date.now();
+    c.write("PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    await waitFor(() => got.includes("100 Continue"), 2000);
+    expect(Date.now() - t0).to.be.below(500); // at once, not after expectContinueTimeout
+    c.write("hello");
+    await waitFor(() => got.endsWith("got 5"), 2000);
+    expect(got).to.match(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(b.requests[0]!.headers.map(([k]) => k.toLowerCase())).to.not.include("expect");
+    c.destroy();
   });
 
   it("cancels the retry when the client aborts during backoff", async () => {

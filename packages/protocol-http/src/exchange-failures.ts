@@ -98,6 +98,12 @@ export function onTimeout(ex: Exchange, kind: number): void {
     }
     return ex.respondError(408, new HttpStatusError(408, "PRX_ERR_HTTP_BODY_TIMEOUT", "request body timed out"));
   }
+  if (kind === T_REQUEST) {
+    // the total deadline: a retry waiting in its backoff is cancelled, and none may follow
+    ex.deadlinePassed = true;
+    if (ex.retryTimer !== undefined) clearTimeout(ex.retryTimer);
+    ex.retryTimer = undefined;
+  }
   ex.upstreamFailed(new UpstreamTimeoutError(kind === T_REQUEST ? "request" : "body"), true);
 }
 

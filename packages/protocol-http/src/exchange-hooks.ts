@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { setHeader, type HttpRequestMessage, type HttpUpstreamResponse, type ProxyError, type RouteMatchResult } from "@switchyard/core";
 import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
+import { inviteBody } from "./exchange-request.js";
 import { writeBodiless } from "./exchange-response.js";
 import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
@@ -17,7 +18,15 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
   const session = ex.session;
   let body: Readable | null = null;
   if (f.bodyKind !== BODY_NONE) {
-    body = new Readable({ highWaterMark: 64 * 1024, read: () => session.resumeClient() });
+    body = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => {
+        // a tap reading the body before the upstream has the request: the client may be
+        // waiting for a 100 that only we can send now
+        if (!ex.sent) inviteBody(ex);
+        session.resumeClient();
+      },
+    });
     ex.bodyStream = body;
     const q = ex.queue;
     ex.queue = undefined;
@@ -113,7 +122,7 @@ export function retargetHooked(ex: Exchange): void {
 
 /** Can the exchange still be sent again? */
 function canRetry(ex: Exchange, requestSent: boolean): boolean {
-  if (ex.downStarted || ex.aborted) return false;
+  if (ex.downStarted || ex.aborted || ex.deadlinePassed) return false;
   if (!requestSent) return ex.bodyStream === undefined || !ex.sent;
   return ex.replayable;
 }

@@ -43,16 +43,23 @@ export function sendRequest(ex: Exchange): void {
   sock.uncork();
 }
 
-/**
- * `expectContinue: "relay"` with an upstream that sends no 100 (an HTTP/1.0 server, or one that
- * waits for the body) and a client that waits for one: without this both wait until
- * `bodyTimeout`. Sent only while nothing came back and no body byte came in.
- */
 function sendOwnContinue(ex: Exchange): void {
   ex.continueTimer = undefined;
-  if (ex.aborted || ex.finished || ex.answered100 || ex.interim || ex.resHeadSeen || ex.headWritten || ex.downStarted) return;
-  if (ex.requestComplete || ex.bodyBytes > 0) return;
-  ex.answered100 = true; // a 100 from the upstream after this one is dropped
+  inviteBody(ex);
+}
+
+/**
+ * Sends the client our own `100 Continue` when it asked for one, none went down yet, and the
+ * proxy needs its body: the upstream sent no 100 in `expectContinueTimeout` (an HTTP/1.0 server,
+ * or one that waits for the body), or a tap reads the body before the upstream has the request
+ * (plugin-retry buffering it for replay). Without it, client and proxy would wait for each other
+ * until `bodyTimeout`. Not once a body byte came in or anything came back.
+ */
+export function inviteBody(ex: Exchange): void {
+  const f = ex.facts;
+  if (!f.expectContinue || f.http10 || ex.answered100 || ex.aborted || ex.finished) return;
+  if (ex.interim || ex.resHeadSeen || ex.headWritten || ex.downStarted || ex.requestComplete || ex.bodyBytes > 0) return;
+  ex.answered100 = true; // Expect is dropped upstream if not sent yet; a later 100 from it is dropped
   ex.session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
 }
 
@@ -131,6 +138,8 @@ export function retry(ex: Exchange, delayMs: number, otherTarget: boolean): void
       }
     }
   }
+  if (ex.retryTimer !== undefined) clearTimeout(ex.retryTimer); // one pending attempt at most
+  ex.retryTimer = undefined;
   if (delayMs > 0) {
     ex.retryTimer = setTimeout(() => {
       ex.retryTimer = undefined;

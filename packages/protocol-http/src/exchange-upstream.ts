@@ -35,7 +35,7 @@ export class UpstreamState implements FramerHandler {
 }
 
 export function connect(ex: Exchange): void {
-  if (ex.aborted) return;
+  if (ex.aborted || ex.finished || ex.ps !== undefined) return; // answered, or an attempt holds a socket
   const target = ex.target;
   if (target === undefined) {
     return ex.respondError(503, new HttpStatusError(503, "PRX_ERR_HTTP_NO_TARGET", "route has no available target"));

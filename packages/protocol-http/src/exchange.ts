@@ -105,6 +105,8 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   aborted = false;
   finished = false;
   retryTimer: NodeJS.Timeout | undefined;
+  /** requestTimeout fired: the request's total deadline is over, no attempt may follow */
+  deadlinePassed = false;
   requestTimer: NodeJS.Timeout | undefined;
   /** expectContinueTimeout: the proxy's own 100 Continue if the upstream sends none */
   continueTimer: NodeJS.Timeout | undefined;
