@@ -3,6 +3,7 @@ import {
   getHeaders,
   isHttpRequest,
   isHttpResponse,
+  removeHeader,
   setHeader,
   Stage,
   type HttpRequestMessage,
@@ -131,6 +132,9 @@ export class HeadersPlugin implements ProxyPlugin {
     if (o.forwarded) {
       const element = formatForwarded({ for: clientIp, host: originalHost, proto: req.scheme });
       setHeader(h, "Forwarded", appendForwarded(getHeaders(h, "forwarded"), element, trusted));
+    } else if (!trusted && o.xForwarded) {
+      // not written here, but an untrusted client's own would reach backends that read RFC 7239
+      removeHeader(h, "forwarded");
     }
     if (o.via) appendVia(h, this.#via(req.httpVersion));
 

@@ -63,6 +63,18 @@ describe("HeadersPlugin through a real proxy", () => {
     expect(header(seen, "x-forwarded-proto")).to.equal("https");
   });
 
+  it("removes an untrusted client's Forwarded when it does not write one, and keeps a trusted proxy's", async () => {
+    const port = await setup();
+    await rawRequest(port, "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=10.9.9.9;proto=https\r\n\r\n");
+    expect(headerNames(backend!.requests[0]!.headers)).to.not.include("forwarded");
+    await started!.proxy.close({ timeout: 100 });
+    await backend!.close();
+    started = undefined;
+    const trustedPort = await setup({ trustedProxies: ["127.0.0.0/8"] });
+    await rawRequest(trustedPort, "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=10.9.9.9;proto=https\r\n\r\n");
+    expect(header(backend!.requests[0]!.headers, "forwarded")).to.equal("for=10.9.9.9;proto=https");
+  });
+
   it("writes RFC 7239 Forwarded when asked", async () => {
     const port = await setup({ forwarded: true });
     await rawRequest(port, "GET / HTTP/1.1\r\nHost: a.example:8080\r\nForwarded: for=6.6.6.6\r\n\r\n");

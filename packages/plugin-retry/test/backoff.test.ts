@@ -48,13 +48,23 @@ describe("Retry-After", () => {
     expect(parseRetryAfter("Sun, 31 Dec 2023 23:59:00 GMT", now)).to.equal(0);
   });
 
-  it("parses the obsolete RFC 850 and asctime forms", () => {
+  it("parses the obsolete RFC 850 and asctime forms, both as UTC", () => {
     expect(parseRetryAfter("Monday, 01-Jan-24 00:00:02 GMT", now)).to.equal(2000);
-    expect(parseRetryAfter("Mon Jan  1 00:00:03 2024", now)).to.be.a("number");
+    // asctime has no zone: it is UTC, whatever the process's TZ (Date.parse read it as local time)
+    expect(parseRetryAfter("Mon Jan  1 00:00:03 2024", now)).to.equal(3000);
+    expect(parseRetryAfter("Mon Jan 01 00:00:04 2024", now)).to.equal(4000);
   });
 
-  it("rejects garbage, negative and fractional values", () => {
-    for (const v of ["", "soon", "-1", "1.5", "1e3", undefined]) expect(parseRetryAfter(v, now), String(v)).to.equal(undefined);
+  it("reads an RFC 850 two-digit year as the most recent such year not over 50 years ahead", () => {
+    const in2060 = Date.parse("2060-01-01T00:00:00Z");
+    expect(parseRetryAfter("Monday, 01-Jan-24 00:00:00 GMT", in2060)).to.equal(0); // 2024, past
+    expect(parseRetryAfter("Friday, 01-Jan-99 00:00:00 GMT", now)).to.equal(0); // 1999, not 2099
+  });
+
+  it("rejects garbage, negative and fractional values, and dates Date.parse would guess at", () => {
+    for (const v of ["", "soon", "-1", "1.5", "1e3", undefined, "foo 1", "Nov 2", "Mon, 1 Jan 2024 00:00:05 GMT", "Mon, 31 Feb 2024 00:00:05 GMT", "Mon, 01 Jan 2024 24:00:05 GMT", "2024-01-01T00:00:05Z"]) {
+      expect(parseRetryAfter(v, now), String(v)).to.equal(undefined);
+    }
   });
 
   it("caps the delay", () => {
