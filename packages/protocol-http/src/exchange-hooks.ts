@@ -98,6 +98,7 @@ function serializeHooked(ex: Exchange, out: HttpRequestMessage): string {
   const target = ex.target;
   return serializeRequestHead(out.method, out.url, out.headers, {
     bodyKind: f.bodyKind,
+    contentLength: f.contentLength,
     upgrade: f.upgrade,
     hostOverride: undefined,
     connectionTokens: f.connectionTokens,

@@ -171,6 +171,7 @@ export function routed(ex: Exchange, m: RouteMatchResult): void {
   ex.target = target;
   ex.headStr = serializeRequestHead(f.method, url, ex.head.headers, {
     bodyKind: f.bodyKind,
+    contentLength: f.contentLength,
     upgrade: f.upgrade,
     hostOverride: f.hostOverride,
     connectionTokens: f.connectionTokens,

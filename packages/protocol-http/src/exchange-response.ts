@@ -98,6 +98,7 @@ export function writeResponseHead(ex: Exchange, status: number, message: string 
     connectionTokens: rf.connectionTokens,
     // RFC 9110 §8.6: never a Content-Length on a 204 or 1xx (a sloppy upstream's would desync clients)
     keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204 && status >= 200,
+    contentLength: rf.contentLength,
   });
   if (extra !== "") s = s.slice(0, -2) + extra + CRLF;
   ex.session.socket.write(s, "latin1");

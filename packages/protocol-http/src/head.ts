@@ -210,6 +210,8 @@ export function serializeRequestHead(
   headers: Headers,
   f: {
     bodyKind: BodyKind;
+    /** the body's length when bodyKind is BODY_LENGTH */
+    contentLength: number;
     upgrade: boolean;
     hostOverride: string | undefined;
     connectionTokens: string[] | undefined;
@@ -221,13 +223,22 @@ export function serializeRequestHead(
   let s = method + " " + url + " HTTP/1.1\r\n";
   let host = false;
   if (isPairs(headers)) {
-    // the [name, value] pairs `onRequest` taps edited, written without a flat copy
+    // the [name, value] pairs `onRequest` taps edited, written without a flat copy. The body is
+    // the client's, framed by the proxy: a Content-Length a tap removed or changed would desync
+    // the upstream, so the real one goes where the first was (or at the end)
+    let length = f.bodyKind === BODY_CHUNKED;
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i]!;
       const name = pair[0];
       if (name.length === 4 && !host && name.toLowerCase() === "host") host = true;
+      if (isContentLength(name)) {
+        if (!length) s += name + ": " + (f.bodyKind === BODY_LENGTH ? f.contentLength : 0) + "\r\n";
+        length = true;
+        continue;
+      }
       s += requestField(name, pair[1], f);
     }
+    if (!length && f.bodyKind === BODY_LENGTH) s += "Content-Length: " + f.contentLength + "\r\n";
   } else {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
@@ -340,19 +351,35 @@ export function serializeResponseHead(
   status: number,
   message: string | undefined,
   headers: Headers,
-  f: { framing: BodyKind; close: boolean; keepAliveHeader: boolean; upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean },
+  f: {
+    framing: BodyKind;
+    close: boolean;
+    keepAliveHeader: boolean;
+    upgrade: boolean;
+    connectionTokens: string[] | undefined;
+    keepLength: boolean;
+    /** with BODY_LENGTH framing: the body's real length, written whatever taps left */
+    contentLength?: number;
+  },
 ): string {
   let s = "HTTP/1.1 " + status + " " + (message || statusText(status)) + "\r\n";
   // analyzeResponse accepts repeated identical Content-Lengths; they go down as one (RFC 9110
   // §8.6), as clients such as llhttp reject a repeated Content-Length
   let lengths = 0;
   if (isPairs(headers)) {
+    // edited by `onUpstreamResponse` taps: the body is the upstream's, so is its length (a
+    // changed or removed Content-Length would desync the client)
+    const real = f.framing === BODY_LENGTH && f.keepLength ? f.contentLength : undefined;
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i]!;
-      const line = responseField(pair[0], pair[1], f);
-      if (line !== "" && isContentLength(pair[0]) && lengths++ > 0) continue;
+      let line = responseField(pair[0], pair[1], f);
+      if (line !== "" && isContentLength(pair[0])) {
+        if (lengths++ > 0) continue;
+        if (real !== undefined) line = pair[0] + ": " + real + "\r\n";
+      }
       s += line;
     }
+    if (real !== undefined && lengths === 0) s += "Content-Length: " + real + "\r\n";
   } else {
     for (let i = 0; i < headers.length; i += 2) {
       const line = responseField(headers[i]!, headers[i + 1]!, f);

@@ -139,6 +139,37 @@ describe("hooks", () => {
     c.socket.destroy();
   });
 
+  it("frames the body it carries whatever Content-Length a tap leaves, in both directions", async () => {
+    // the body is the client's (or the upstream's): a length a tap removed or changed would
+    // desync the next hop, so the real one is written in its place
+    const origin = closeAfterTest(await startRawBackend((req, socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n${req.requestLine.includes("/2") ? "again" : "world"}`)));
+    env = await startHttpProxy([{ targets: [`127.0.0.1:${origin.port}`] }], {
+      plugins: [
+        plugin("tamper", (proxy) => {
+          proxy.hooks.onRequest.tap("tamper", (req) => {
+            if (isHttpRequest(req)) req.headers.splice(0, req.headers.length, ...req.headers.filter(([k]) => k.toLowerCase() !== "content-length"));
+            return req;
+          });
+          proxy.hooks.onUpstreamResponse.tap("tamper", (res) => {
+            if (isHttpResponse(res) && res.status !== undefined) setHeader(res.headers, "Content-Length", "2");
+            return res;
+          });
+        }),
+      ],
+    });
+    const c = await rawSocket(env.port);
+    c.socket.write("POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    await c.closed;
+    expect(c.received().match(/HTTP\/1\.1 200 OK\r\nContent-Length: 5\r\n/g)).to.have.length(2);
+    expect(c.received()).to.include("\r\n\r\nworldHTTP/1.1 200 OK");
+    expect(c.received().endsWith("again")).to.equal(true);
+    expect(origin.requests.map((r) => [r.requestLine, r.body.toString()])).to.deep.equal([
+      ["POST /1 HTTP/1.1", "hello"],
+      ["GET /2 HTTP/1.1", ""],
+    ]);
+    expect(origin.requests[0]!.headers).to.deep.include(["Content-Length", "5"]);
+  });
+
   it("lets onUpstreamResponse taps change status and headers, and see the body stream", async () => {
     a = await startBackend((_req, res) => res.writeHead(200, { "X-Up": "1" }).end("payload"));
     env = await startHttpProxy([{ targets: [`127.0.0.1:${a.port}`] }], {
