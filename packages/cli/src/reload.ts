@@ -90,10 +90,11 @@ export class Reloader {
     const next = result.prepared;
     const old = this.#running;
     const restart: string[] = [];
-    // routes first: the running proxy checks their options against the plugins it runs, which
-    // lack any plugin this file adds (that needs a restart). Refused, nothing is applied.
+    // routes first (a listener bound below finds its routes there): the running proxy checks
+    // their options against the listeners they will serve and the plugins it runs, which lack
+    // any plugin this file adds (that needs a restart). Refused, nothing is applied.
     try {
-      this.#proxy.setRoutes(next.routes);
+      this.#proxy.setRoutes(next.routes, next.listeners);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       log.error("reload.invalid", {

@@ -54,6 +54,45 @@ ${extra}`;
     expect(await cli.exited).to.equal(0);
   });
 
+  it("applies route options for the protocol a listener moves to in the same reload", async () => {
+    const { createServer: httpServer } = await import("node:http");
+    const web = httpServer((req, res) => res.end(`path ${req.url}`));
+    web.listen(0, "127.0.0.1");
+    await once(web, "listening");
+    try {
+      const port = (web.address() as AddressInfo).port;
+      const file = tmpFile(
+        "c.yaml",
+        `listeners: [{ name: a, protocol: tcp, host: 127.0.0.1, port: 0 }, { name: w, protocol: http, host: 127.0.0.1, port: 0 }]
+routes: [{ name: r, listener: a, targets: ["127.0.0.1:${port}"] }]
+shutdownTimeout: 300
+`,
+      );
+      const cli = startCli(["--config", file]);
+      await cli.listening(2);
+      // a becomes an HTTP listener and its route gains an HTTP option: checked against what the
+      // routes will serve, not the tcp listener a still is while routes are replaced
+      writeFileSync(
+        file,
+        `listeners: [{ name: a, protocol: http, host: 127.0.0.1, port: 0 }, { name: w, protocol: http, host: 127.0.0.1, port: 0 }]
+routes: [{ name: r, listener: a, match: { path: /x }, targets: ["http://127.0.0.1:${port}"], options: { stripPrefix: true } }]
+shutdownTimeout: 300
+`,
+      );
+      cli.process.kill("SIGHUP");
+      const a = Number((await cli.waitFor(/^listening a http 127\.0\.0\.1:(\d+)$/))[1]);
+      const ok = await cli.waitFor(/"msg":"reload\.ok"/);
+      expect((JSON.parse(ok.input!) as { listeners: { moved: string[] } }).listeners.moved).to.deep.equal(["a"]);
+      const res = await fetch(`http://127.0.0.1:${a}/x/y`);
+      expect(await res.text()).to.equal("path /y");
+      cli.process.kill("SIGTERM");
+      expect(await cli.exited).to.equal(0);
+    } finally {
+      web.closeAllConnections();
+      web.close();
+    }
+  });
+
   it("rotates a certificate renewed at the same path for new handshakes", async () => {
     const ca = createTestCa();
     const backend = await startBackend("tls");

@@ -140,10 +140,14 @@ export class Proxy {
     this.#protocols.set(handler.name, handler);
   }
 
-  /** Replaces the route table; established connections keep the route they have. */
-  setRoutes(routes: RouteConfig[]): void {
+  /**
+   * Replaces the route table; established connections keep the route they have. Route options
+   * are checked against `listeners` (default: the current ones) — a reload that also changes
+   * listeners passes the set the routes will serve.
+   */
+  setRoutes(routes: RouteConfig[], listeners: readonly Readonly<ListenerConfig>[] = this.listeners): void {
     const table = new RouteTable(routes);
-    this.#options.check(this.listeners, routes, table.routes);
+    this.#options.check(listeners, routes, table.routes);
     this.#routes = table;
   }
 
