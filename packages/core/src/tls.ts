@@ -94,10 +94,37 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
     tlsSocket.once("secure", () => {
       tlsSocket.off("end", endedEarly);
       conn.clearTimer("tls-handshake");
+      if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {
+        const code = String(tlsSocket.authorizationError ?? "unverifiable");
+        conn.destroy("client-error", new ProtocolError(`client certificate rejected: ${code}`));
+        return;
+      }
       conn.info.tls = true;
       const sn = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
       conn.info.servername = typeof sn === "string" ? sn : undefined;
       resolve(tlsSocket);
     });
   });
+}
+
+/**
+ * Node checks a client certificate only for sockets of a `tls.Server`; an accepted socket
+ * upgraded in place gets no check, and would take a certificate from any CA. This is the same
+ * check: OpenSSL's verdict on the chain (`verifyError`) sets `authorized` / `authorizationError`.
+ * A client without a certificate is already refused in the handshake when `rejectUnauthorized`.
+ * Returns false when the connection must be refused (fails closed if the verdict is unavailable).
+ */
+function clientCertificateAccepted(socket: TLSSocket, rejectUnauthorized: boolean): boolean {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== "function") {
+    (socket as { authorizationError: unknown }).authorizationError = "VERIFY_RESULT_UNAVAILABLE";
+    return !rejectUnauthorized;
+  }
+  const err = handle.verifyError();
+  if (err === null || err === undefined) {
+    socket.authorized = true;
+    return true;
+  }
+  (socket as { authorizationError: unknown }).authorizationError = err.code ?? err.message;
+  return !rejectUnauthorized;
 }
