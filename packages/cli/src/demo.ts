@@ -10,6 +10,7 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import type { Proxy } from "@switchyard/core";
 import { prepareConfig } from "./prepare.js";
 import { loadProtocol } from "./protocols.js";
+import type { PendingSignals } from "./pending-signals.js";
 import { serve, type Running } from "./run.js";
 
 export const DEMO_PORTS = Object.freeze({ tcp: 7001, http: 7080 });
@@ -67,7 +68,7 @@ function banner(proxy: Proxy, http: boolean): string {
 }
 
 /** Starts the demo; resolves with the exit code once a signal stopped it. */
-export async function runDemo(): Promise<number> {
+export async function runDemo(pending?: PendingSignals): Promise<number> {
   const http = await loadProtocol("http", undefined).then(
     () => true,
     () => false,
@@ -88,6 +89,7 @@ export async function runDemo(): Promise<number> {
   const running: Running | number = await serve(result.prepared, {
     banner: (proxy) => banner(proxy, http),
     onClose: backends.close,
+    ...(pending ? { pending } : {}),
   });
   if (typeof running === "number") return running;
   return running.done;

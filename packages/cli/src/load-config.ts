@@ -2,7 +2,8 @@
  * Reads a config file: JSON (.json), YAML (.yaml/.yml) or an ES module (.mjs/.js) whose default
  * export is the config (usually `defineConfig({...})`) or a function returning it.
  */
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import { register } from "node:module";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -37,6 +38,8 @@ export async function loadConfigFile(file: string): Promise<unknown> {
   } catch (err) {
     throw new ConfigLoadError(`${file}: cannot read: ${(err as Error).message}`);
   }
+  // editors on Windows save UTF-8 with a byte-order mark; JSON.parse rejects it (the YAML parser skips it)
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     return format === "json" ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
   } catch (err) {
@@ -48,6 +51,13 @@ export async function loadConfigFile(file: string): Promise<unknown> {
 let hooksRegistered = false;
 
 async function loadModule(path: string, file: string): Promise<unknown> {
+  // the file itself first: a module it imports that is missing is not "cannot read" of the config
+  try {
+    await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigLoadError(`${file}: cannot read: ${code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
   if (!hooksRegistered) {
     register("./config-hooks.js", import.meta.url);
     hooksRegistered = true;
@@ -58,10 +68,8 @@ async function loadModule(path: string, file: string): Promise<unknown> {
   try {
     ns = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "ERR_MODULE_NOT_FOUND" && (err as Error).message.includes(path)) {
-      throw new ConfigLoadError(`${file}: cannot read: no such file`);
-    }
+    // the file itself was removed since the check above
+    if (!existsSync(path)) throw new ConfigLoadError(`${file}: cannot read: no such file`);
     throw new ConfigLoadError(`${file}: failed to load: ${(err as Error).message}`);
   }
   if (!("default" in ns)) throw new ConfigLoadError(`${file}: the module has no default export (export default defineConfig({...}))`);

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs, USAGE } from "./args.js";
 import { runDemo } from "./demo.js";
+import { PendingSignals } from "./pending-signals.js";
 import { prepareFile } from "./prepare.js";
 import { serve } from "./run.js";
 
@@ -30,20 +31,35 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`switchyard: ${cmd.message}\n${USAGE}\n`);
       return EXIT.CONFIG;
     case "demo":
-      return runDemo();
-    case "check":
-    case "run": {
+      return withPendingSignals((pending) => runDemo(pending));
+    case "check": {
       const result = await prepareFile(cmd.config);
       if (!result.ok) {
         printProblems(cmd.config, result.problems);
         return EXIT.CONFIG;
       }
-      if (cmd.kind === "check") {
-        process.stdout.write("ok\n");
-        return EXIT.OK;
-      }
-      const running = await serve(result.prepared, { file: cmd.config });
-      return typeof running === "number" ? running : running.done;
+      process.stdout.write("ok\n");
+      return EXIT.OK;
     }
+    case "run":
+      return withPendingSignals(async (pending) => {
+        const result = await prepareFile(cmd.config);
+        if (!result.ok) {
+          printProblems(cmd.config, result.problems);
+          return EXIT.CONFIG;
+        }
+        const running = await serve(result.prepared, { file: cmd.config, pending });
+        return typeof running === "number" ? running : running.done;
+      });
+  }
+}
+
+/** Runs `start` with SIGTERM/SIGINT/SIGHUP recorded from now on, until the proxy takes them over. */
+async function withPendingSignals(start: (pending: PendingSignals) => Promise<number>): Promise<number> {
+  const pending = new PendingSignals();
+  try {
+    return await Promise.race([start(pending), pending.forced]);
+  } finally {
+    pending.dispose();
   }
 }

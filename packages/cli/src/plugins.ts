@@ -30,7 +30,8 @@ function notFound(err: unknown): boolean {
 
 /** Resolves `spec` to a URL: paths against `baseDir`, packages from `baseDir` then from the CLI. */
 export function resolveModule(spec: string, baseDir: string | undefined): string {
-  if (spec.startsWith("file:")) return spec;
+  // a relative file: URL ("file:x.mjs", "file:./x.mjs") is relative to the config file too
+  if (spec.startsWith("file:")) return new URL(spec, pathToFileURL(`${baseDir ?? process.cwd()}/`)).href;
   if (isPathSpecifier(spec)) return pathToFileURL(resolve(baseDir ?? process.cwd(), spec)).href;
   if (baseDir !== undefined) {
     try {

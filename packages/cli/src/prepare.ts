@@ -21,7 +21,7 @@ import type { ListenerEntry, LogLevel, PemSource, SwitchyardConfig, TlsEntry } f
 import { ConfigLoadError, loadConfigFile } from "./load-config.js";
 import { instantiate, loadPluginClass } from "./plugins.js";
 import { loadProtocol, PROTOCOLS } from "./protocols.js";
-import { isObject, isPluginInstance, validateConfig } from "./validate.js";
+import { checkConfig, isObject, isPluginInstance } from "./validate.js";
 
 /** A constructed plugin and where it came from (to match plugins across reloads). */
 export interface PreparedPlugin {
@@ -59,7 +59,9 @@ export async function prepareFile(file: string): Promise<PrepareResult> {
 
 /** Validates and prepares a config object; relative paths resolve against `baseDir`. */
 export async function prepareConfig(raw: unknown, baseDir: string | undefined, file?: string): Promise<PrepareResult> {
-  const { problems, config } = validateConfig(raw);
+  const { problems, config, listenerIndex } = checkConfig(raw);
+  // problem paths name a listener by its index in the file, which counts entries that are not objects
+  const at = (i: number) => `listeners[${listenerIndex[i] ?? i}]`;
   // the I/O checks still run on the parts that are well-formed, so one run reports everything
   const structural = problems.length > 0;
   const plugins: PreparedPlugin[] = [];
@@ -69,12 +71,12 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   );
   const protocols = await Promise.all(
     used.map(async (name): Promise<PreparedPlugin | undefined> => {
-      const at = config.listeners.findIndex((l) => l.protocol === name);
+      const first = config.listeners.findIndex((l) => l.protocol === name);
       let C;
       try {
         C = await loadProtocol(name, baseDir);
       } catch (err) {
-        problems.push(`listeners[${at}].protocol: ${(err as Error).message}`);
+        problems.push(`${at(first)}.protocol: ${(err as Error).message}`);
         return undefined;
       }
       if (!C) return undefined;
@@ -89,6 +91,7 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
     }),
   );
   for (const p of protocols) if (p) plugins.push(p);
+  await checkUnusedProtocols(config, used, baseDir, problems);
 
   const entries = config.plugins ?? [];
   const loaded = await Promise.all(
@@ -112,7 +115,7 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   );
   for (const p of loaded) if (p) plugins.push(p);
 
-  const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, i, baseDir, problems)));
+  const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, at(i), baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
   // the route table's own checks (targets, globs, CIDRs): per route for a precise path, then as a whole
   if (!structural) {
@@ -133,7 +136,7 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
     }
   }
   // protocol and plugin options of listeners and routes (unknown keys, bad values), as `new Proxy` checks them
-  if (!structural) problems.push(...optionsProblems(listeners, routes, plugins));
+  if (!structural) problems.push(...optionsProblems(listeners, routes, plugins, at));
   if (problems.length > 0) return { ok: false, problems: problems.sort(byPath) };
   return {
     ok: true,
@@ -160,7 +163,12 @@ function byPath(a: string, b: string): number {
  * The options check of core, with config paths. A protocol package's plugin is also the
  * protocol handler it registers (see protocols.ts); "tcp" is core's own.
  */
-function optionsProblems(listeners: ListenerConfig[], routes: RouteConfig[], plugins: PreparedPlugin[]): string[] {
+function optionsProblems(
+  listeners: ListenerConfig[],
+  routes: RouteConfig[],
+  plugins: PreparedPlugin[],
+  at: (i: number) => string,
+): string[] {
   const protocols = new Map<string, ProtocolHandler>([["tcp", new TcpProtocol()]]);
   for (const p of plugins) {
     const handler = p.plugin as Partial<ProtocolHandler>;
@@ -173,23 +181,48 @@ function optionsProblems(listeners: ListenerConfig[], routes: RouteConfig[], plu
     routes,
     protocols,
     plugins.map((p) => p.plugin),
-    { listener: (_, i) => `listeners[${i}].options`, route: (_, i) => `routes[${i}].options` },
+    { listener: (_, i) => `${at(i)}.options`, route: (_, i) => `routes[${i}].options` },
   );
 }
 
-async function toListener(l: ListenerEntry, i: number, baseDir: string | undefined, problems: string[]): Promise<ListenerConfig> {
+/**
+ * The `protocols` section's entries for protocols no listener uses are not needed to run, but a
+ * mistake in them should not wait for the day a listener uses the protocol: they are constructed
+ * too when their package is installed (a missing package is no problem while nothing uses it).
+ */
+async function checkUnusedProtocols(config: SwitchyardConfig, used: readonly string[], baseDir: string | undefined, problems: string[]): Promise<void> {
+  if (!isObject(config.protocols)) return;
+  const unused = Object.keys(config.protocols).filter((name) => Object.hasOwn(PROTOCOLS, name) && !used.includes(name));
+  await Promise.all(
+    unused.map(async (name) => {
+      const options = (config.protocols as Record<string, unknown>)[name];
+      if (options !== undefined && !isObject(options)) return; // reported by validate
+      const C = await loadProtocol(name, baseDir).catch(() => undefined);
+      if (!C) return;
+      try {
+        instantiate(C, options, `protocol "${name}"`);
+      } catch (err) {
+        problems.push(`protocols.${name}: ${(err as Error).message}`);
+      }
+    }),
+  );
+}
+
+async function toListener(l: ListenerEntry, at: string, baseDir: string | undefined, problems: string[]): Promise<ListenerConfig> {
   const out: ListenerConfig = { name: l.name, protocol: l.protocol, host: l.host ?? "0.0.0.0", port: l.port };
   if (l.timeouts !== undefined) out.timeouts = l.timeouts;
   if (l.maxConnections !== undefined) out.maxConnections = l.maxConnections;
   if (l.options !== undefined) out.options = l.options;
   if (isObject(l.tls)) {
-    const tls = await readTls(l.tls, `listeners[${i}].tls`, baseDir, problems);
+    const tls = await readTls(l.tls, `${at}.tls`, baseDir, problems);
     if (tls) out.tls = tls;
   }
   return out;
 }
 
 async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, problems: string[]): Promise<ListenerTls | undefined> {
+  // a pair with a structural problem or a file that cannot be read is reported as such, not also as a bad certificate
+  const reported = (...fields: string[]) => problems.some((p) => fields.some((f) => p.startsWith(`${f}:`) || p.startsWith(`${f}.`)));
   const pem = async (src: PemSource, at: string): Promise<string | Buffer> => {
     if (Buffer.isBuffer(src) || typeof src !== "string" || src.trim() === "" || src.includes("-----BEGIN")) return src;
     const file = resolve(baseDir ?? process.cwd(), src);
@@ -204,20 +237,26 @@ async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, p
   if (t.ca !== undefined) tls.ca = await pem(t.ca, `${path}.ca`);
   if (t.requestCert !== undefined) tls.requestCert = t.requestCert;
   if (t.rejectUnauthorized !== undefined) tls.rejectUnauthorized = t.rejectUnauthorized;
+  // every pair is checked the way core's CertificateStore builds its context: with the listener's ca
+  const check = (cert: PemSource, key: PemSource, at: string, fields: string[]) => {
+    if (reported(...fields, `${path}.ca`)) return;
+    try {
+      createSecureContext({ cert, key, ...(tls.ca ? { ca: tls.ca } : {}) });
+    } catch (err) {
+      problems.push(`${at}: invalid certificate or key: ${(err as Error).message}`);
+    }
+  };
+  check(tls.cert, tls.key, path, [`${path}.cert`, `${path}.key`]);
   if (isObject(t.sni)) {
-    const sni: NonNullable<ListenerTls["sni"]> = {};
+    const sni: Array<[string, { cert: string | Buffer; key: string | Buffer }]> = [];
     for (const [host, e] of Object.entries(t.sni)) {
       if (!isObject(e)) continue;
-      sni[host] = { cert: await pem(e.cert, `${path}.sni["${host}"].cert`), key: await pem(e.key, `${path}.sni["${host}"].key`) };
+      const at = `${path}.sni["${host}"]`;
+      const pair = { cert: await pem(e.cert, `${at}.cert`), key: await pem(e.key, `${at}.key`) };
+      sni.push([host, pair]);
+      check(pair.cert, pair.key, at, [at]);
     }
-    tls.sni = sni;
-  }
-  if (!problems.some((p) => p.startsWith(path))) {
-    try {
-      createSecureContext({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) });
-    } catch (err) {
-      problems.push(`${path}: invalid certificate or key: ${(err as Error).message}`);
-    }
+    tls.sni = Object.fromEntries(sni);
   }
   return tls;
 }

@@ -28,6 +28,7 @@ export type ProtocolClass = new (options?: unknown) => ProxyPlugin;
  * message is ready to show after the field path.
  */
 export async function loadProtocol(protocol: string, baseDir: string | undefined): Promise<ProtocolClass | undefined> {
+  if (!Object.hasOwn(PROTOCOLS, protocol)) throw new Error(`unknown protocol "${protocol}"`);
   const source = PROTOCOLS[protocol];
   if (source === undefined) throw new Error(`unknown protocol "${protocol}"`);
   if (source === null) return undefined;

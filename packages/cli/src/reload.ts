@@ -19,31 +19,42 @@ interface Running {
   shutdownTimeout: number;
 }
 
-/** Pairs plugins by key and occurrence ("the 2nd @x/plugin-a" matches the 2nd one). */
+/**
+ * What a plugin is across reloads: its `use` (or "protocol:<name>"); a plugin instance given in an
+ * ES module config has none and is a new object every time the file is read, so it is known by
+ * its class and name.
+ */
+function identity(p: PreparedPlugin): string {
+  if (p.key !== undefined) return `use:${p.key}`;
+  const ctor = (Object.getPrototypeOf(p.plugin) as { constructor?: { name?: string } } | null)?.constructor?.name ?? "";
+  return `instance:${ctor}:${p.plugin.name}`;
+}
+
+/** Pairs plugins by identity and occurrence ("the 2nd @x/plugin-a" matches the 2nd one). */
 function pair(before: readonly PreparedPlugin[], after: readonly PreparedPlugin[]) {
   const index = (list: readonly PreparedPlugin[]) => {
     const seen = new Map<string, number>();
     return list.map((p) => {
-      if (p.key === undefined) return undefined;
-      const n = seen.get(p.key) ?? 0;
-      seen.set(p.key, n + 1);
-      return `${p.key}#${n}`;
+      const id = identity(p);
+      const n = seen.get(id) ?? 0;
+      seen.set(id, n + 1);
+      return `${id}#${n}`;
     });
   };
   const a = index(before);
   const b = index(after);
   const matched: Array<[PreparedPlugin, PreparedPlugin]> = [];
   before.forEach((p, i) => {
-    const j = a[i] === undefined ? -1 : b.indexOf(a[i]);
+    const j = b.indexOf(a[i] as string);
     if (j >= 0) matched.push([p, after[j] as PreparedPlugin]);
   });
-  // instances from an ES module config have no key: they are kept as they are
-  const added = after.filter((_, j) => b[j] !== undefined && !a.includes(b[j])).map(describe);
-  const removed = before.filter((_, i) => a[i] !== undefined && !b.includes(a[i])).map(describe);
+  // a matched instance stays as it is (the running one is kept; an instance has no options to compare)
+  const added = after.filter((_, j) => !a.includes(b[j] as string)).map(describe);
+  const removed = before.filter((_, i) => !b.includes(a[i] as string)).map(describe);
   return { matched, added, removed };
 }
 
-const describe = (p: PreparedPlugin) => p.key ?? p.plugin.name;
+const describe = (p: PreparedPlugin) => p.key ?? `${p.plugin.name} (instance)`;
 
 export class Reloader {
   readonly #proxy: Proxy;
@@ -52,6 +63,7 @@ export class Reloader {
   readonly #running: Running;
   readonly #announce: (name: string) => void;
   #queue: Promise<void> = Promise.resolve();
+  #closing = false;
 
   /** `announce` prints the `listening` line of a listener bound by a reload */
   constructor(proxy: Proxy, prepared: Prepared, file: string, log: JsonLogger, announce: (name: string) => void = () => {}) {
@@ -72,6 +84,11 @@ export class Reloader {
     return this.#running.shutdownTimeout;
   }
 
+  /** The proxy is shutting down: a reload queued or still reading the file applies nothing. */
+  close(): void {
+    this.#closing = true;
+  }
+
   /** Reloads once; overlapping calls run one after the other. Never throws. */
   reload(): Promise<void> {
     this.#queue = this.#queue.then(() => this.#reload()).catch((err: unknown) => {
@@ -80,9 +97,15 @@ export class Reloader {
     return this.#queue;
   }
 
+  #skipped(): void {
+    this.#log.warn("reload.skipped", { reason: "shutting down" });
+  }
+
   async #reload(): Promise<void> {
     const log = this.#log;
+    if (this.#closing) return this.#skipped();
     const result = await prepareFile(this.#file);
+    if (this.#closing) return this.#skipped();
     if (!result.ok) {
       log.error("reload.invalid", { file: this.#file, problems: result.problems, note: "kept the running config" });
       return;

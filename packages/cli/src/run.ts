@@ -4,6 +4,7 @@
  * (SIGTERM/SIGINT: graceful close; SIGHUP: reload).
  */
 import { createJsonLogger, formatTarget, Proxy, type Logger } from "@switchyard/core";
+import type { PendingSignals } from "./pending-signals.js";
 import type { Prepared } from "./prepare.js";
 import { Reloader } from "./reload.js";
 
@@ -14,6 +15,8 @@ export interface ServeOptions {
   banner?: (proxy: Proxy) => string;
   /** called after the proxy closed (the demo stops its backends) */
   onClose?: () => Promise<void>;
+  /** signals recorded since the command started: acted on once the proxy runs (see pending-signals.ts) */
+  pending?: PendingSignals;
   /** where lines go (default: process.stdout / process.stderr) */
   stdout?: (line: string) => void;
   stderr?: (line: string) => void;
@@ -101,19 +104,24 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
   };
   const reloader = options.file ? new Reloader(proxy, prepared, options.file, log, announce) : undefined;
+  let onHup = () => {};
+  let onStop = (_: NodeJS.Signals) => {};
   const done = new Promise<number>((resolve) => {
     let closing = false;
-    const onHup = () => {
+    onHup = () => {
+      // a reload now would bind listeners and replace routes of a proxy that is closing
+      if (closing) return log.warn("reload.skipped", { reason: "shutting down" });
       if (!reloader) return log.warn("reload.skipped", { reason: "no config file (demo mode)" });
       void reloader.reload();
     };
-    const onStop = (signal: NodeJS.Signals) => {
+    onStop = (signal: NodeJS.Signals) => {
       if (closing) {
         log.warn("shutdown.forced", { signal });
         resolve(EXIT_RUNTIME);
         return;
       }
       closing = true;
+      reloader?.close();
       const timeout = reloader?.shutdownTimeout ?? prepared.shutdownTimeout;
       const open = proxy.connections.size;
       // close() stops accepting synchronously; log after that, so the line means "not accepting"
@@ -130,11 +138,16 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
         resolve(EXIT_RUNTIME);
       });
     };
-    // handlers first, so a signal sent as soon as the listening lines appear is handled
-    process.on("SIGTERM", onStop).on("SIGINT", onStop).on("SIGHUP", onHup);
   });
+  // handlers first, so a signal sent as soon as the listening lines appear is handled; in the
+  // same tick the startup handlers hand over what they recorded
+  process.on("SIGTERM", onStop).on("SIGINT", onStop).on("SIGHUP", onHup);
+  const early = options.pending?.takeOver();
   for (const a of proxy.addresses()) announce(a.name);
   if (options.banner) out(options.banner(proxy));
   logEvents(proxy, log);
+  // signals sent while starting: a stop closes at once (a SIGHUP with it is then skipped), else a reload
+  if (early?.stop) onStop(early.stop);
+  if (early?.hup) onHup();
   return { proxy, done };
 }

@@ -15,6 +15,12 @@ export interface ValidationResult {
   config: SwitchyardConfig;
 }
 
+/** What `prepare` needs besides: where each kept listener was in the input (non-objects are dropped). */
+export interface CheckedConfig extends ValidationResult {
+  /** `listenerIndex[i]` is the index in the input's `listeners` of `config.listeners[i]` */
+  listenerIndex: number[];
+}
+
 const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
 const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options"];
 const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized"];
@@ -22,6 +28,9 @@ const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "o
 const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method"];
 const PLUGIN_KEYS = ["use", "options"];
 const TIMEOUT_KEYS = ["handshake", "connect", "idle", "lifetime"];
+/** the keys of core's TargetInput object form and of its TargetTls */
+const TARGET_KEYS = ["host", "port", "scheme", "tls", "meta"];
+const TARGET_TLS_KEYS = ["ca", "servername", "rejectUnauthorized", "cert", "key", "alpn"];
 const LB = ["round-robin", "least-connections", "random"];
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"];
 
@@ -85,11 +94,17 @@ class Checker {
 
 /** Checks a config object and applies defaults. Never throws on bad input. */
 export function validateConfig(raw: unknown): ValidationResult {
+  const { problems, config } = checkConfig(raw);
+  return { problems, config };
+}
+
+/** `validateConfig`, also telling where each listener came from. */
+export function checkConfig(raw: unknown): CheckedConfig {
   const c = new Checker();
   const empty: SwitchyardConfig = { listeners: [] };
-  if (!c.object("config", raw, TOP_KEYS)) return { problems: c.problems, config: empty };
+  if (!c.object("config", raw, TOP_KEYS)) return { problems: c.problems, config: empty, listenerIndex: [] };
 
-  const listeners = checkListeners(c, raw.listeners);
+  const { listeners, listenerIndex } = checkListeners(c, raw.listeners);
   const names = new Set(listeners.map((l) => l.name));
   const routes = checkRoutes(c, raw.routes, names);
   const plugins = checkPlugins(c, raw.plugins);
@@ -105,16 +120,17 @@ export function validateConfig(raw: unknown): ValidationResult {
     for (const [k, v] of Object.entries(raw.protocols)) c.options(`protocols.${k}`, v);
   }
   const config = { ...(raw as unknown as SwitchyardConfig), listeners, routes, plugins };
-  return { problems: c.problems, config };
+  return { problems: c.problems, config, listenerIndex };
 }
 
-function checkListeners(c: Checker, value: unknown): ListenerEntry[] {
+function checkListeners(c: Checker, value: unknown): { listeners: ListenerEntry[]; listenerIndex: number[] } {
+  const out: ListenerEntry[] = [];
+  const listenerIndex: number[] = [];
   if (!Array.isArray(value) || value.length === 0) {
     c.add("listeners", "must be a non-empty array");
-    return [];
+    return { listeners: out, listenerIndex };
   }
   const seen = new Set<string>();
-  const out: ListenerEntry[] = [];
   value.forEach((l: unknown, i) => {
     const p = `listeners[${i}]`;
     if (!c.object(p, l, LISTENER_KEYS)) return;
@@ -123,7 +139,7 @@ function checkListeners(c: Checker, value: unknown): ListenerEntry[] {
       seen.add(l.name);
     }
     if (l.protocol === undefined) c.add(`${p}.protocol`, "is required");
-    else if (typeof l.protocol !== "string" || !(l.protocol in PROTOCOLS)) {
+    else if (typeof l.protocol !== "string" || !Object.hasOwn(PROTOCOLS, l.protocol)) {
       c.add(`${p}.protocol`, `must be one of ${quote(Object.keys(PROTOCOLS))}`);
     }
     if (l.host !== undefined) c.string(`${p}.host`, l.host);
@@ -134,8 +150,9 @@ function checkListeners(c: Checker, value: unknown): ListenerEntry[] {
     c.options(`${p}.options`, l.options);
     if (l.tls !== undefined) checkTls(c, `${p}.tls`, l.tls);
     out.push({ ...(l as unknown as ListenerEntry), host: typeof l.host === "string" ? l.host : "0.0.0.0" });
+    listenerIndex.push(i);
   });
-  return out;
+  return { listeners: out, listenerIndex };
 }
 
 function checkTls(c: Checker, p: string, tls: unknown): void {
@@ -151,7 +168,8 @@ function checkTls(c: Checker, p: string, tls: unknown): void {
   for (const k of ["requestCert", "rejectUnauthorized"]) {
     if (tls[k] !== undefined && typeof tls[k] !== "boolean") c.add(`${p}.${k}`, "must be true or false");
   }
-  if (tls.sni !== undefined && c.object(`${p}.sni`, tls.sni, Object.keys(tls.sni as Obj))) {
+  // any host glob is a key: only the shape of the value is checked (`sni: ~` is null, not an object)
+  if (tls.sni !== undefined && c.object(`${p}.sni`, tls.sni, isObject(tls.sni) ? Object.keys(tls.sni) : [])) {
     for (const [host, entry] of Object.entries(tls.sni)) {
       const ep = `${p}.sni["${host}"]`;
       if (!c.object(ep, entry, ["cert", "key"])) continue;
@@ -212,6 +230,12 @@ function checkTargets(c: Checker, p: string, targets: unknown): void {
   targets.forEach((t, j) => {
     const err = checkTarget(t);
     if (err) c.add(`${p}[${j}]`, err);
+    // core ignores keys it does not know: a misspelt one (`rejectUnauthorised`) would do nothing
+    if (!isObject(t)) return;
+    for (const k of Object.keys(t)) if (!TARGET_KEYS.includes(k)) c.add(`${p}[${j}].${k}`, "unknown field");
+    if (isObject(t.tls)) {
+      for (const k of Object.keys(t.tls)) if (!TARGET_TLS_KEYS.includes(k)) c.add(`${p}[${j}].tls.${k}`, "unknown field");
+    }
   });
 }
 
