@@ -10,7 +10,7 @@ import type { ProxyRequest } from "./messages.js";
 import { OptionsChecker } from "./options-check.js";
 import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
-import type { Resolver, RouteMatchResult } from "./routing/route.js";
+import type { Resolver, Route, RouteMatchResult } from "./routing/route.js";
 import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
@@ -156,8 +156,19 @@ export class Proxy {
   }
 
   /** Binds every listener; resolves once all are bound (none stays bound on failure). */
-  async listen(): Promise<void> {
-    if (this.#listening) return;
+  listen(): Promise<void> {
+    if (this.#closing) return Promise.reject(new ConfigError("the proxy was closed; make a new Proxy to listen again"));
+    // a second call while the first is binding waits for it, instead of binding every listener twice
+    this.#listenPromise ??= this.#listen().catch((err: unknown) => {
+      this.#listenPromise = undefined;
+      throw err;
+    });
+    return this.#listenPromise;
+  }
+
+  #listenPromise: Promise<void> | undefined;
+
+  async #listen(): Promise<void> {
     for (const l of this.#listeners.values()) {
       if (!this.#protocols.has(l.config.protocol)) {
         throw new ConfigError(
@@ -409,9 +420,20 @@ export class Proxy {
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#options.checkAnswered(match.route, key);
-    if (conn.route === undefined) this.#stats.routed(match.route.name);
-    conn.route = match.route;
+    this.#route(conn, match.route);
     return match;
+  }
+
+  /**
+   * Records a connection's route: counted once per route it is on (a keep-alive HTTP connection
+   * whose next request goes elsewhere moves from one route's count to the other). A connection
+   * that closed while its resolver was still working is already counted out: left alone.
+   */
+  #route(conn: Connection, route: Route): void {
+    if (conn.destroyed) return;
+    const before = conn.route;
+    if (before?.name !== route.name) this.#stats.routed(route.name, before?.name);
+    conn.route = route;
   }
 
   /**
@@ -424,8 +446,7 @@ export class Proxy {
     conn.setState("routing");
     const match = this.#routes.match(key);
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
-    if (conn.route === undefined) this.#stats.routed(match.route.name);
-    conn.route = match.route;
+    this.#route(conn, match.route);
     return match;
   }
 

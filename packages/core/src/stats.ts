@@ -15,6 +15,21 @@ export interface ProxyStats {
   closeReasons: Partial<Record<CloseReason, number>>;
 }
 
+/**
+ * Routes whose counters are kept: named routes are few, but a resolver's answers may name
+ * themselves after anything; beyond this, routes with no active connection are forgotten
+ * (oldest first), so the table stays bounded.
+ */
+const MAX_ROUTES = 1000;
+
+/** Drops idle routes, oldest first, until the table is back to MAX_ROUTES (or none is idle). */
+function forgetIdle(routes: Map<string, Counter>): void {
+  for (const [name, c] of routes) {
+    if (routes.size <= MAX_ROUTES) return;
+    if (c.active <= 0) routes.delete(name);
+  }
+}
+
 /** Counters behind `proxy.stats()`; the only place they change. */
 export class StatsCollector {
   #active = 0;
@@ -33,10 +48,16 @@ export class StatsCollector {
     c.total++;
   }
 
-  routed(route: string): void {
+  /** A connection is on `route` now (it was on `from`, for a keep-alive connection that moved). */
+  routed(route: string, from?: string): void {
+    if (from !== undefined) {
+      const old = this.#routes.get(from);
+      if (old) old.active--;
+    }
     const c = counter(this.#routes, route);
     c.active++;
     c.total++;
+    if (this.#routes.size > MAX_ROUTES) forgetIdle(this.#routes);
   }
 
   closed(listener: string, route: string | undefined, info: CloseInfo): void {

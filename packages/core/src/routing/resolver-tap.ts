@@ -30,7 +30,9 @@ export function tapResolver(hooks: ProxyHooks, resolver: Resolver, ttl: number):
       if (err instanceof ResolveError) throw err;
       throw new ResolveError("INTERNAL", `resolver failed: ${(err as Error)?.message ?? err}`, { cause: err });
     }
-    return { route: routes.get(answer, `resolver:${describeKey(key)}`), params: {} };
+    // "resolver" unless the answer names itself: a name made from the key (host, path) would
+    // give every distinct request its own route, and stats() an entry per path
+    return { route: routes.get(answer, "resolver"), params: {} };
   });
 }
 
