@@ -1,9 +1,8 @@
 import type { AddressInfo, Socket } from "node:net";
-import { EventEmitter } from "eventemitter3";
 import { Connection, kConnection, type OwnedSocket } from "./connection.js";
 import { dial } from "./dialer.js";
 import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
-import type { ProxyEvents } from "./events.js";
+import { ReportEmitter } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
 import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest } from "./messages.js";
@@ -79,7 +78,9 @@ export class Proxy {
   /** extension points; see hooks.ts for what each tap may do */
   readonly hooks: ProxyHooks = buildHooks();
   /** report-only events: connection open/close, upstream errors, listening */
-  readonly events = new EventEmitter<ProxyEvents>();
+  readonly events = new ReportEmitter((event, err) =>
+    this.logger.error("event listener failed", { event, error: err instanceof Error ? err.message : String(err) }),
+  );
   readonly logger: Logger;
   #timeouts: Timeouts;
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { ConfigError, Proxy, silentLogger, type Connection, type ProtocolHandler, type ProxyPlugin } from "@switchyard/core";
+import { ConfigError, createJsonLogger, Proxy, silentLogger, type Connection, type ProtocolHandler, type ProxyPlugin } from "@switchyard/core";
 import { connectTo, sleep, startEchoServer, waitClose, waitFor } from "@switchyard/test-utils";
 
 // Per-route counters in stats(), and listen() called more than once.
@@ -105,5 +105,34 @@ describe("route stats", () => {
     await p.listen().catch((e: unknown) => (err = e));
     expect(err).to.be.instanceOf(ConfigError);
     expect(servers()).to.equal(before);
+  });
+});
+
+describe("event listeners", () => {
+  it("a throwing connectionClose listener is logged; the proxy, its counts and later connections go on", async () => {
+    const echo = await startEchoServer();
+    const lines: string[] = [];
+    const p = new Proxy({
+      listeners: [{ name: "t", protocol: "tcp", host: "127.0.0.1", port: 0 }],
+      routes: [{ name: "r", targets: [`127.0.0.1:${echo.port}`] }],
+      logger: createJsonLogger((l) => lines.push(l), "error"),
+    });
+    try {
+      p.events.on("connectionClose", () => {
+        throw new Error("listener bug");
+      });
+      await p.listen();
+      for (let i = 0; i < 2; i++) {
+        const c = await connectTo(p.address("t").port);
+        c.end();
+        await waitClose(c);
+      }
+      await waitFor(() => p.stats().active === 0);
+      expect(p.stats().total).to.equal(2);
+      expect(lines.filter((l) => l.includes("event listener failed") && l.includes("listener bug"))).to.have.length(2);
+    } finally {
+      await p.close({ timeout: 100 });
+      await echo.close();
+    }
   });
 });
