@@ -22,20 +22,39 @@ export interface DialOptions {
   allowHalfOpen?: boolean | undefined;
   /** apply the SSRF guard (targets from a dynamic resolver); `allow` lists permitted ranges */
   guard?: { allow?: IpMatcher | undefined } | false | undefined;
+  /**
+   * resolves a name to every address, for the guard (default: `dns.promises.lookup` with
+   * `all: true`); the lookup counts against `timeoutMs` and `signal` like the connect itself
+   */
+  lookup?: ((host: string) => Promise<LookupAddress[]>) | undefined;
 }
 
 /**
  * Opens a TCP (or TLS) connection to a target. The error handler is attached synchronously;
  * the promise settles exactly once; the socket is destroyed on timeout, abort or failure.
  * With the guard on, the name is resolved here, every address is checked, and the socket
- * connects only to the addresses that were checked (no second lookup to rebind).
+ * connects only to the addresses that were checked (no second lookup to rebind). The deadline
+ * (`timeoutMs`) and `signal` cover the whole dial, that lookup included.
  */
 export async function dial(target: Target, options: DialOptions): Promise<Socket> {
+  if (options.signal?.aborted) throw new UpstreamConnectError("dial aborted");
   let addresses: LookupAddress[] | undefined;
+  let timeoutMs = options.timeoutMs;
   if (options.guard) {
-    addresses = await checkedAddresses(target.host, options.guard.allow, options.signal);
+    const startedAt = performance.now();
+    addresses = await withinDeadline(
+      checkedAddresses(target.host, options.guard.allow, options.lookup ?? lookupAll),
+      target,
+      options,
+    );
+    // the connect gets what the lookup left of the deadline
+    if (timeoutMs > 0) timeoutMs = Math.max(1, Math.ceil(timeoutMs - (performance.now() - startedAt)));
   }
   if (options.signal?.aborted) throw new UpstreamConnectError("dial aborted");
+  return connectTo(target, options, timeoutMs, addresses);
+}
+
+function connectTo(target: Target, options: DialOptions, timeoutMs: number, addresses: LookupAddress[] | undefined): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const lookup = addresses ? fixedLookup(addresses) : undefined;
     const base = {
@@ -78,10 +97,10 @@ export async function dial(target: Target, options: DialOptions): Promise<Socket
       state.onAbort = () => settle(socket as DialingSocket, new UpstreamConnectError("dial aborted"));
       options.signal.addEventListener("abort", state.onAbort, { once: true });
     }
-    if (options.timeoutMs > 0) {
+    if (timeoutMs > 0) {
       state.timer = setTimeout(
         () => settle(socket as DialingSocket, new UpstreamTimeoutError("connect", `connect to ${target.host}:${target.port} timed out`)),
-        options.timeoutMs,
+        timeoutMs,
       );
     }
   });
@@ -135,21 +154,57 @@ function settle(socket: DialingSocket, err?: Error): void {
 }
 
 
+/**
+ * Settles with `work`, unless the dial's deadline passes or its signal aborts first (then `work`
+ * is left to finish on its own; its outcome is ignored). The timer and listener go either way.
+ */
+function withinDeadline<T>(work: Promise<T>, target: Target, options: DialOptions): Promise<T> {
+  const { timeoutMs, signal } = options;
+  if (!(timeoutMs > 0) && signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => done(new UpstreamConnectError("dial aborted"));
+    function done(err: Error | undefined, value?: T): void {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve(value as T);
+    }
+    if (timeoutMs > 0) {
+      timer = setTimeout(
+        () => done(new UpstreamTimeoutError("connect", `connect to ${target.host}:${target.port} timed out (resolving the name)`)),
+        timeoutMs,
+      );
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => done(undefined, value),
+      (err: Error) => done(err),
+    );
+  });
+}
+
+function lookupAll(host: string): Promise<LookupAddress[]> {
+  return dnsLookup(host, { all: true });
+}
+
 async function checkedAddresses(
   host: string,
   allow: IpMatcher | undefined,
-  signal: AbortSignal | undefined,
+  lookup: (host: string) => Promise<LookupAddress[]>,
 ): Promise<LookupAddress[]> {
   let all: LookupAddress[];
   if (isIP(host)) all = [{ address: host, family: isIP(host) }];
   else {
     try {
-      all = await dnsLookup(host, { all: true });
+      all = await lookup(host);
     } catch (err) {
       throw new UpstreamConnectError(`cannot resolve ${host}: ${(err as Error).message}`, { cause: err });
     }
   }
-  if (signal?.aborted) throw new UpstreamConnectError("dial aborted");
   const ok = all.filter((a) => !isRefusedAddress(a.address, allow));
   if (ok.length === 0) throw new SsrfBlockedError(all[0]?.address ?? host);
   return ok;

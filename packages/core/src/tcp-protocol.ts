@@ -1,5 +1,5 @@
 import type { Connection } from "./connection.js";
-import { ResolveError } from "./errors.js";
+import { PluginError, ResolveError } from "./errors.js";
 import type { ProtocolHandler } from "./plugin.js";
 import { earlyRead, relay } from "./relay.js";
 
@@ -36,15 +36,20 @@ export class TcpProtocol implements ProtocolHandler {
       throw err;
     }
     if (conn.destroyed) return;
+    // the handshake ends with routing (the key is known): from here on the connect timeout (per
+    // attempt) bounds the upstream connect, not what is left of the handshake deadline
+    conn.clearTimer("handshake");
     let upstream;
     try {
       ({ socket: upstream } = await proxy.connectUpstream(conn, match));
     } catch (err) {
       take();
+      // a failing onUpstreamResponse tap is a plugin failure (reason plugin-error, pluginError
+      // event), not a connect failure
+      if (err instanceof PluginError) return proxy.failConnection(conn, err);
       proxy.logger.warn("upstream connect failed", { id: conn.id, error: (err as Error).message });
       return conn.destroy("connect-failed", err);
     }
-    conn.clearTimer("handshake");
     const { head, ended } = take();
     relay(conn, upstream, { idleMs: proxy.timeoutsFor(conn).idle, head, clientEnded: ended });
   }

@@ -3,6 +3,7 @@ import type { Connection } from "./connection.js";
 import { ProxyError, UpstreamConnectError } from "./errors.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import type { Proxy } from "./proxy.js";
+import { reportConnect } from "./routing/balancer.js";
 import type { RouteMatchResult } from "./routing/route.js";
 import type { Target } from "./types.js";
 
@@ -13,6 +14,11 @@ const MAX_CONNECT_ATTEMPTS = 10;
  * The connect loop behind `Proxy.connectUpstream`: picks a target (another one after a failure
  * when the tap asks), dials it, and after a failure asks `onUpstreamResponse` whether and when to
  * try again. The client going away ends it at any point.
+ *
+ * The connection holds its balancer slot from the pick on (a dial in progress counts for
+ * least-connections; the slot moves with the next pick and goes when the connection ends), and
+ * every connect outcome is reported to the balancer (least-connections passes over a target
+ * that just failed).
  */
 export async function connectWithRetries(
   proxy: Proxy,
@@ -27,6 +33,9 @@ export async function connectWithRetries(
     const target = request?.target ?? route.balancer.pick(tried) ?? route.balancer.pick();
     if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);
     conn.target = target;
+    // a destroyed connection has released its slot already: it must not take another
+    if (conn.destroyed) throw new UpstreamConnectError("client went away during connect");
+    conn.lease(route, target);
     try {
       // a byte relay keeps each direction open until its own FIN (half-close both ways)
       const socket = await proxy.dial(conn, target, route.dynamic, { allowHalfOpen: true });
@@ -34,10 +43,12 @@ export async function connectWithRetries(
         socket.destroy();
         throw new UpstreamConnectError("client went away during connect");
       }
-      conn.lease(route, target);
+      reportConnect(route.balancer, target, true);
       return { socket, target };
     } catch (err) {
+      // the client going away says nothing about the target
       if (conn.destroyed) throw err;
+      reportConnect(route.balancer, target, false);
       const error = err instanceof ProxyError ? err : new UpstreamConnectError(String(err), { cause: err });
       proxy.events.emit("upstreamError", { connection: conn.info, target, error });
       if (!proxy.hooks.onUpstreamResponse.isUsed() || attempt >= MAX_CONNECT_ATTEMPTS) throw error;
