@@ -25,6 +25,7 @@ import {
   waitFor,
   useTcpFixture,
   type Blackhole,
+  gatedResolve,
 } from "@switchyard/test-utils";
 
 // The connect phase (its own deadline after the handshake's, plugin failures in it, the DNS
@@ -66,20 +67,11 @@ describe("connect, idle and balancing", () => {
 
     it("still ends at the handshake deadline while routing has not answered", async () => {
       const backend = await fx.serve(startEchoServer());
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
+      const gated = gatedResolve();
       const p = await proxyTo([`127.0.0.1:${backend.port}`], {
         timeouts: { handshake: 150, connect: 2000 },
         plugins: [
-          {
-            name: "SlowResolve",
-            apply(proxy) {
-              proxy.hooks.onResolve.tapPromise({ name: "SlowResolve", stage: -500 }, async () => {
-                await gate;
-                return undefined;
-              });
-            },
-          },
+          gated.plugin,
         ],
       });
       const reasons: string[] = [];
@@ -89,7 +81,7 @@ describe("connect, idle and balancing", () => {
       await waitClose(c, 2000);
       expect(Date.now() - t0).to.be.below(1000);
       expect(reasons).to.deep.equal(["handshake-timeout"]);
-      release();
+      gated.release();
     });
 
     it("a throwing onUpstreamResponse tap closes with plugin-error and emits pluginError", async () => {

@@ -15,6 +15,7 @@ import {
   waitClose,
   waitFor,
   useTcpFixture,
+  gatedResolve,
 } from "@switchyard/test-utils";
 
 describe("TCP forwarding", () => {
@@ -144,8 +145,7 @@ describe("TCP forwarding", () => {
   });
 
   it("forwards bytes and the FIN a client sent while the upstream was connecting", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+    const gated = gatedResolve();
     const backend = await fx.serve(startTcpServer(
       (s) => {
         const got: Buffer[] = [];
@@ -156,22 +156,14 @@ describe("TCP forwarding", () => {
     ));
     const p = await proxyTo([`127.0.0.1:${backend.port}`], {
       plugins: [
-        {
-          name: "SlowResolve",
-          apply(proxy) {
-            proxy.hooks.onResolve.tapPromise({ name: "SlowResolve", stage: -500 }, async () => {
-              await gate;
-              return undefined;
-            });
-          },
-        },
+        gated.plugin,
       ],
     });
     const c = await client(p.port(), { allowHalfOpen: true });
     const all = readAll(c);
     c.end("early bytes");
     await sleep(50);
-    release();
+    gated.release();
     expect((await all).toString()).to.equal("seen:early bytes");
   });
 

@@ -28,3 +28,4 @@ export {
   type RawResponse,
 } from "./raw-http.js";
 export { configErrorMessage } from "./config-error.js";
+export { gatedResolve } from "./gated-resolve.js";
