@@ -1,7 +1,8 @@
 // `pnpm bench` entry (the root script builds first). Runs every bench/*.bench.mjs, or only the
 // ones named on the command line (`node bench/run.mjs tcp hooks`), each as its own node process
 // in sequence; each writes bench/results/<name>.md. Then assembles BENCHMARKS.md from a machine
-// header and every bench/results/*.md (sections of benches not run this time are kept as they are).
+// header and every bench/results/*.md (sections of benches not run this time are kept as they are;
+// soak.md, written by `pnpm soak`, is included the same way).
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { machine } from "./lib/proc.mjs";
@@ -82,6 +83,7 @@ const header = [
   "pnpm install",
   "pnpm bench                 # = pnpm build && node bench/run.mjs  (every bench/*.bench.mjs)",
   "node bench/run.mjs tcp     # only the named benches (after pnpm build): " + all.join(", "),
+  "pnpm soak                  # not a bench, not run by pnpm bench: 120 s of abusive traffic, PASS/FAIL on leaks (bench/soak.mjs)",
   "```",
   "",
   "## Machine",
@@ -100,8 +102,9 @@ const header = [
 ];
 const body = sections.map((name) => {
   const text = readFileSync(`${resultsDir}${name}.md`, "utf8").trimEnd();
-  const stale = !selected.includes(name) || failed.includes(name);
   const when = statSync(`${resultsDir}${name}.md`).mtime.toISOString();
+  if (name === "soak") return `${text}\n\n_(from the last \`pnpm soak\`, ${when})_`;
+  const stale = !selected.includes(name) || failed.includes(name);
   return stale ? `${text}\n\n_(section from an earlier run, ${when})_` : text;
 });
 writeFileSync(`${root}BENCHMARKS.md`, [...header, body.join("\n\n"), ""].join("\n"));
