@@ -94,8 +94,11 @@ const rounds = {};
 try {
   for (const [size, path] of [["12 B", "/"], ["64 KiB", "/big"]]) {
     for (const s of Object.values(servers)) measure(s, path, 1); // warm-up (JIT, pools)
+    const entries = Object.entries(servers);
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const [name, s] of Object.entries(servers)) {
+      // each round starts one target later, so no target always runs right after the same other
+      const k = (round - 1) % entries.length;
+      for (const [name, s] of [...entries.slice(k), ...entries.slice(0, k)]) {
         const r = measure(s, path, SECONDS);
         ((rounds[size] ??= {})[name] ??= []).push(r);
         console.error(`  ${size} ${name} round ${round}: ${fmt(r.rps)} req/s p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms${r.errors ? ` non-2xx ${r.errors}` : ""}${r.sock ? ` socket errors: ${r.sock}` : ""}`);
@@ -109,7 +112,7 @@ try {
 
 log("## HTTP (L7 reverse proxying)");
 log();
-log(`\`${tool}\` per run, ${ROUNDS} rounds interleaved across targets (after a 1 s warm-up each); req/s, p50 and p99 are the medians of the rounds. One keep-alive backend (node:http, Content-Length responses).`);
+log(`\`${tool}\` per run, ${ROUNDS} rounds interleaved across targets, each round starting one target later (after a 1 s warm-up each); req/s, p50 and p99 are the medians of the rounds. One keep-alive backend (node:http, Content-Length responses).`);
 log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64.");
 log(
   MALLOC_TUNABLES
@@ -203,7 +206,7 @@ for (const [size, rows] of Object.entries(results)) {
 for (const n of notes) log(`- ${n}`);
 log();
 if (Object.keys(verdicts).length > 0) {
-  recordRun({ date: new Date().toISOString(), tool, rounds: ROUNDS, seconds: SECONDS, sizes: verdicts });
+  recordRun({ date: new Date().toISOString(), tool, rounds: ROUNDS, seconds: SECONDS, order: "rotating", sizes: verdicts });
   log("### Every recorded run");
   log();
   log("One row per run of this bench on this machine (bench/results/http-history.jsonl; a run appends its row). The VM's state moves node-http-proxy's and nginx's req/s from run to run more than it moves Switchyard's CPU per request, so a target is judged here by how often it is met, not by one run.");

@@ -30,7 +30,7 @@ export function recordRun(entry) {
 export function historyMarkdown(runs) {
   const fmt = (v) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(2) : "");
   const rows = [];
-  for (const run of runs) for (const [size, v] of Object.entries(run.sizes)) rows.push([run.date.slice(0, 16).replace("T", " "), `${run.rounds} × ${run.seconds} s`, size, ...HISTORY_KEYS.map(([k]) => fmt(v[k]))]);
+  for (const run of runs) for (const [size, v] of Object.entries(run.sizes)) rows.push([run.date.slice(0, 16).replace("T", " "), `${run.rounds} × ${run.seconds} s${run.order ? `, ${run.order} order` : ""}`, size, ...HISTORY_KEYS.map(([k]) => fmt(v[k]))]);
   const out = [table(["run (UTC)", "rounds × wrk run", "size", ...HISTORY_KEYS.map(([, label]) => label)], rows), ""];
   const sizes = [...new Set(runs.flatMap((r) => Object.keys(r.sizes)))];
   for (const size of sizes) {
