@@ -9,19 +9,15 @@ import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { HOST, raw, readResponses, MALFORMED, get, Body } from "./soak-raw.mjs";
 import { BIG_LEN, CHUNKS, CHECKSUM } from "./soak-backend.mjs";
+import { seededRandom } from "../../packages/test-utils/dist/fuzz.js";
 
 const task = JSON.parse(process.argv[2]);
 process.on("disconnect", () => process.exit(0));
 const SCENARIO_MS = 12_000;
 const SLACK_MS = 3000; // timer lateness allowed on a loaded 2-core machine
 
-let seed = task.seed >>> 0 || 1; // mulberry32: the mix is seeded (the interleaving is not)
-function rand() {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+// the mix is seeded (the interleaving is not): the test-utils PRNG, built by `pnpm soak`'s build
+const rand = seededRandom(task.seed >>> 0 || 1);
 const between = (a, b) => a + Math.floor(rand() * (b - a + 1));
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const chance = (p) => rand() < p;
