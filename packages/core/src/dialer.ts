@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import type { LookupAddress } from "node:dns";
-import { isIP, type LookupFunction, type Socket, connect as netConnect } from "node:net";
+import { isIP, type LookupFunction, type OnReadOpts, type Socket, connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { kConnection, type OwnedSocket } from "./connection.js";
 import { SsrfBlockedError, UpstreamConnectError, UpstreamTimeoutError, ProxyError } from "./errors.js";
@@ -27,6 +27,11 @@ export interface DialOptions {
    * `all: true`); the lookup counts against `timeoutMs` and `signal` like the connect itself
    */
   lookup?: ((host: string) => Promise<LookupAddress[]>) | undefined;
+  /**
+   * Node's `onread` for a plain TCP target: reads go to this buffer and callback instead of
+   * the socket's stream ('data' never fires). Ignored for TLS targets, which read as streams.
+   */
+  onread?: OnReadOpts | undefined;
 }
 
 /**
@@ -81,7 +86,7 @@ function connectTo(target: Target, options: DialOptions, timeoutMs: number, addr
       });
       socket = tlsSocket;
     } else {
-      socket = netConnect(base);
+      socket = netConnect(options.onread ? { ...base, onread: options.onread } : base);
     }
     const state: DialState = { target, resolve, reject, timer: undefined, signal: options.signal, onAbort: undefined };
     (socket as DialingSocket)[kDial] = state;

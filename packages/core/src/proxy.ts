@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from "node:net";
 import { Connection, kConnection, type OwnedSocket } from "./connection.js";
-import { dial } from "./dialer.js";
+import { dial, type DialOptions } from "./dialer.js";
 import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
 import { ReportEmitter } from "./events.js";
 import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
@@ -455,12 +455,13 @@ export class Proxy {
    * Dials a target for a connection: connect timeout from its listener, aborted with the
    * connection, SSRF guard when the route is dynamic.
    */
-  dial(conn: Connection, target: Target, dynamic: boolean, options: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
+  dial(conn: Connection, target: Target, dynamic: boolean, options: Pick<DialOptions, "allowHalfOpen" | "onread"> = {}): Promise<Socket> {
     const guard = dynamic && !this.#ssrfDisabled ? { allow: this.#ssrfAllow } : false;
     return dial(target, {
       timeoutMs: this.timeoutsFor(conn).connect,
       guard,
       allowHalfOpen: options.allowHalfOpen,
+      onread: options.onread,
       // the connection owns the socket from the start: destroying the connection ends the dial
       onSocket: (socket) => {
         if (conn.destroyed) socket.destroy();

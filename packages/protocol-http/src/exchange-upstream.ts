@@ -8,7 +8,7 @@ import { dial } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
 import { Framer, type FramerHandler, type FramerLimits, type RawHead } from "./internal/parser.js";
-import type { PooledSocket } from "./pool.js";
+import { ownBytes, UPSTREAM_ONREAD, type PooledSocket } from "./pool.js";
 import { ResponseDrain, type ResponseSink } from "./response-drain.js";
 
 const RESPONSE_LIMITS: FramerLimits = { maxHeaderSize: 64 * 1024, maxHeaderCount: 512, maxUrlLength: 0, strict: false };
@@ -56,8 +56,8 @@ export function dialNew(ex: Exchange): Promise<Socket> {
   const target = ex.target!;
   // half-open capable: a tunnel (after a 101) must keep carrying client bytes after the
   // upstream's FIN; pooled HTTP use destroys the socket on any 'end' (pool.ts, upstreamLost)
-  if (ex.route!.dynamic) return ex.runtime.proxy.dial(ex.conn, target, true, { allowHalfOpen: true });
-  return dial(target, { timeoutMs: ex.ropts!.connectTimeout, allowHalfOpen: true });
+  if (ex.route!.dynamic) return ex.runtime.proxy.dial(ex.conn, target, true, { allowHalfOpen: true, onread: UPSTREAM_ONREAD });
+  return dial(target, { timeoutMs: ex.ropts!.connectTimeout, allowHalfOpen: true, onread: UPSTREAM_ONREAD });
 }
 
 export function poolReady(ex: Exchange, ps: PooledSocket, fresh: boolean): void {
@@ -104,7 +104,7 @@ export function onUpstreamData(ex: Exchange, chunk: Buffer): void {
     if (ps.owner instanceof ResponseDrain && n < chunk.length) ps.owner.onUpstreamData(chunk.subarray(n));
     return;
   }
-  if (ex.upgrading) return ex.startTunnel(chunk.subarray(n));
+  if (ex.upgrading) return ex.startTunnel(ownBytes(chunk.subarray(n)));
   if (ex.upDone) {
     ex.releaseUpstream(n === chunk.length);
     ex.maybeFinish();

@@ -37,7 +37,7 @@ import type { RawHead } from "./internal/parser.js";
 import { T_UPSTREAM_HEADERS } from "./internal/phases.js";
 import type { HttpRequest } from "./message.js";
 import type { ResolvedRouteOptions } from "./options.js";
-import type { PooledSocket, PoolWaiter, SocketOwner } from "./pool.js";
+import { ownBytes, type PooledSocket, type PoolWaiter, type SocketOwner } from "./pool.js";
 import type { ResponseSink } from "./response-drain.js";
 import type { ProtocolRuntime } from "./runtime.js";
 import type { Session } from "./session.js";
@@ -272,7 +272,9 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
   }
 
   onResponseBody(chunk: Buffer): void {
-    response.onResponseBody(this, chunk);
+    // a slice of the upstream read buffer lives only until this read returns; the body is kept
+    // longer (queued on the client socket, held or streamed for taps)
+    response.onResponseBody(this, ownBytes(chunk));
   }
 
   writeDown(chunk: Buffer): boolean {

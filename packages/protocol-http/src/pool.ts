@@ -5,7 +5,7 @@
  * process alive), dropped when they receive data or close, and checked again before reuse.
  * Socket listeners are attached once per socket and dispatch to the current owner.
  */
-import type { Socket } from "node:net";
+import type { OnReadOpts, Socket } from "node:net";
 import type { Target } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
 import type { ResolvedPool } from "./options.js";
@@ -28,6 +28,41 @@ export interface PoolWaiter {
   dialNew(): Promise<Socket>;
 }
 
+// Plain TCP upstream sockets are dialed with Node's `onread`: every read lands in one buffer
+// shared by all of them and reaches the owner as a slice of it, without a readable stream or a
+// 64 KiB allocation per read. The slice is valid only until the owner returns: whatever keeps
+// bytes (a body written to the client or held for taps, a tunnel's first bytes) takes a copy
+// with `ownBytes`. Once a socket leaves the pool for a tunnel, its reads are copied into its
+// stream (`detach`), so it works as an ordinary readable for the relay.
+const READ_BUFFER = Buffer.from(new ArrayBuffer(64 * 1024));
+const kPooled = Symbol("switchyard.http.pooled");
+const kStreamReads = Symbol("switchyard.http.streamReads");
+type UpstreamSocket = Socket & { [kPooled]?: PooledSocket | undefined; [kStreamReads]?: boolean };
+
+function onUpstreamRead(this: UpstreamSocket, n: number): boolean {
+  if (this[kStreamReads] === true) return this.push(Buffer.from(READ_BUFFER.subarray(0, n)));
+  const ps = this[kPooled];
+  if (ps === undefined) {
+    // bytes before the pool took the socket: nobody asked for them
+    this.destroy();
+    return false;
+  }
+  ps.onData(READ_BUFFER.subarray(0, n));
+  return true;
+}
+
+/** `onread` for the dialer (plain TCP targets; TLS sockets read as streams) */
+export const UPSTREAM_ONREAD: OnReadOpts = { buffer: READ_BUFFER, callback: onUpstreamRead };
+
+/** `chunk` itself, or a copy when it is a slice of the shared read buffer (kept past this read) */
+export function ownBytes(chunk: Buffer): Buffer {
+  return chunk.buffer === READ_BUFFER.buffer ? Buffer.from(chunk) : chunk;
+}
+
+function onPooledData(this: UpstreamSocket, chunk: Buffer): void {
+  this[kPooled]?.onData(chunk);
+}
+
 export class PooledSocket {
   readonly socket: Socket;
   readonly pool: TargetPool;
@@ -41,10 +76,9 @@ export class PooledSocket {
   constructor(socket: Socket, pool: TargetPool) {
     this.socket = socket;
     this.pool = pool;
-    socket.on("data", (chunk: Buffer) => {
-      if (this.owner !== undefined) this.owner.onUpstreamData(chunk);
-      else pool.discard(this);
-    });
+    (socket as UpstreamSocket)[kPooled] = this;
+    // fires only for sockets read as streams (TLS); onread sockets come through onUpstreamRead
+    socket.on("data", onPooledData);
     socket.on("end", () => {
       if (this.owner !== undefined) this.owner.onUpstreamEnd();
       else pool.discard(this);
@@ -57,6 +91,12 @@ export class PooledSocket {
       this.owner = undefined;
       owner?.onUpstreamClose();
     });
+  }
+
+  /** bytes read from the socket (a shared-buffer slice for onread sockets: see ownBytes) */
+  onData(chunk: Buffer): void {
+    if (this.owner !== undefined) this.owner.onUpstreamData(chunk);
+    else this.pool.discard(this);
   }
 }
 
@@ -199,6 +239,9 @@ export class TargetPool {
     ps.socket.removeAllListeners("end");
     ps.socket.removeAllListeners("drain");
     ps.socket.removeAllListeners("close");
+    const s = ps.socket as UpstreamSocket;
+    s[kPooled] = undefined;
+    s[kStreamReads] = true;
     this.open--;
     this.#serveQueue();
     return ps.socket;

@@ -1,5 +1,5 @@
 import http from "node:http";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { once } from "node:events";
 import { expect } from "chai";
 import { sleep, startRawBackend } from "@switchyard/test-utils";
@@ -97,6 +97,98 @@ describe("response body streaming", () => {
     // taken all 256 MB
     expect(flushed).to.be.below(64 * 1024 * 1024);
     client.destroy();
+    await env.close(); // asserts no connection is left active
+  });
+});
+
+// Plain TCP upstream sockets read into one buffer shared by all of them (pool.ts, Node's
+// `onread`): every byte kept past a read must be a copy, and a socket handed to a tunnel must
+// turn back into an ordinary readable stream.
+describe("upstream read buffer", () => {
+  it("keeps every response's bytes while concurrent upstream reads reuse the read buffer", async () => {
+    const size = 256 * 1024;
+    const backend = closeAfterTest(
+      await startRawBackend((req, socket) => {
+        const fill = Number(/^GET \/(\d+)/.exec(req.requestLine)?.[1]);
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+        // in pieces, so reads of different upstream sockets interleave
+        for (let off = 0; off < size; off += 16 * 1024) socket.write(Buffer.alloc(16 * 1024, fill));
+      }),
+    );
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${backend.port}`] }]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const get = (n: number) =>
+      new Promise<Buffer>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port: env.port, path: `/${n}`, agent }, (res) => {
+            const parts: Buffer[] = [];
+            // every other client reads late, so its response waits queued on the proxy's socket
+            if (n % 2 === 0) {
+              res.pause();
+              setTimeout(() => res.resume(), 30);
+            }
+            res.on("data", (d: Buffer) => parts.push(d));
+            res.on("end", () => resolve(Buffer.concat(parts)));
+          })
+          .on("error", reject);
+      });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const ns = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => i + round * 8);
+        const bodies = await Promise.all(ns.map(get));
+        bodies.forEach((body, i) => {
+          expect(body.length).to.equal(size);
+          const wrong = body.findIndex((b) => b !== ns[i]);
+          expect(wrong, `response ${ns[i]}: first byte not its own`).to.equal(-1);
+        });
+      }
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("tunnels over a pooled socket that served a request before, bytes copied both ways", async () => {
+    // one upstream socket: a plain request, then an upgrade on the same connection, then echo
+    let upstreamSockets = 0;
+    const server = createServer((s) => {
+      upstreamSockets++;
+      s.on("error", () => {});
+      let buf = "";
+      let tunnel = false;
+      s.on("data", (d: Buffer) => {
+        if (tunnel) return void s.write(`echo:${d.toString("latin1")}`);
+        buf += d.toString("latin1");
+        let end: number;
+        while (!tunnel && (end = buf.indexOf("\r\n\r\n")) >= 0) {
+          const head = buf.slice(0, end);
+          buf = buf.slice(end + 4);
+          if (/^upgrade:/im.test(head)) {
+            tunnel = true;
+            s.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello-from-upstream;");
+          } else s.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
+        }
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    closeAfterTest({ close: () => new Promise<void>((r) => server.close(() => r())) });
+    const port = (server.address() as { port: number }).port;
+    const env = await startHttpProxy([{ targets: [`127.0.0.1:${port}`] }]);
+    const first = await rawSocket(env.port);
+    first.socket.write("GET /plain HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    await first.waitFor(/\r\n\r\nplain$/);
+    first.socket.end();
+    await first.closed;
+    const c = await rawSocket(env.port);
+    c.socket.write("GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    await c.waitFor("hello-from-upstream;");
+    for (const word of ["one", "two", "three"]) {
+      c.socket.write(word);
+      await c.waitFor(`echo:${word}`);
+    }
+    expect(upstreamSockets, "the tunnel reused the pooled socket").to.equal(1);
+    c.socket.end();
+    await c.closed;
     await env.close(); // asserts no connection is left active
   });
 });
