@@ -1,7 +1,8 @@
 // HTTP reverse proxying: req/s, p50 and p99 with wrk -t1 -c64 (autocannon when wrk is missing),
 // 12-byte and 64 KiB responses, against the backend directly, Switchyard (HttpProtocol only),
 // Switchyard with plugin-headers + plugin-retry, node-http-proxy (keep-alive agent),
-// @fastify/http-proxy and nginx (1 worker). Every proxy, the backend and the load generator are
+// @fastify/http-proxy, nginx (1 worker) and a bare Node `net` pipe that does no HTTP at all (the
+// floor of what Node itself costs per request: the issue's "what Node itself can do"). Every proxy, the backend and the load generator are
 // separate processes on 127.0.0.1. Each target is measured BENCH_HTTP_ROUNDS times, the rounds
 // interleaved across targets so that a slow spell of the shared machine hits every target alike;
 // the median round is reported. Env: BENCH_HTTP_SECONDS (5), BENCH_HTTP_ROUNDS (3), BENCH_HTTP_CONNS (64).
@@ -85,6 +86,11 @@ await tryStart("switchyard", proxyProc("switchyard"));
 await tryStart("switchyard+plugins", proxyProc("switchyard-plugins"));
 // the same bare proxy with glibc's default malloc settings: what the launcher's tunables are worth
 if (MALLOC_TUNABLES) await tryStart("switchyard, malloc defaults", proxyProc("switchyard", { GLIBC_TUNABLES: "" }));
+// no HTTP parsing, one backend connection per client connection: what Node's sockets alone cost
+await tryStart("bare node pipe (no HTTP)", async () => {
+  const h = await startServer("./lib/pipe-proxy.mjs", ["127.0.0.1", String(backend.port)]);
+  return { port: h.port, pid: h.child.pid, stop: () => h.stop() };
+});
 await tryStart("node-http-proxy", proxyProc("node-http-proxy"));
 await tryStart("fastify-http-proxy", proxyProc("fastify"));
 if (tools.nginx) await tryStart("nginx", () => startNginx(backend.port));
@@ -119,6 +125,7 @@ log(
     ? `Every Node process (backend, Switchyard, node-http-proxy, fastify) runs with \`GLIBC_TUNABLES=${MALLOC_TUNABLES}\`, the setting the \`switchyard\` command applies (BENCH_MALLOC=default: glibc's defaults). "proxy faults/req" is the proxy's minor page faults per request.`
     : "Every Node process runs with glibc's default malloc settings (BENCH_MALLOC=default). \"proxy faults/req\" is the proxy's minor page faults per request.",
 );
+log("\"bare node pipe\" is bench/lib/pipe-proxy.mjs: `net.createServer` + `net.connect` + `pipe()` both ways, no HTTP parsing, one backend connection per client connection — the floor of what Node's sockets cost per request.");
 log("Switchyard is `new Proxy({ listeners: [{ protocol: \"http\" }], plugins: [new HttpProtocol()] })` (bench/http-proxy.mjs); \"+plugins\" adds HeadersPlugin and RetryPlugin with default options.");
 log();
 const results = Object.fromEntries(
@@ -188,6 +195,8 @@ for (const [size, rows] of Object.entries(results)) {
       checks.push(`Switchyard / nginx = **${fmt(base / ngx.rps, 2)}** (≥ 0.8: ${met(base / ngx.rps >= 0.8)})`);
       checks.push(`p99 Switchyard / nginx = **${fmt(rows.switchyard.p99 / ngx.p99, 2)}** (≤ 1.5: ${met(rows.switchyard.p99 / ngx.p99 <= 1.5)})`);
     }
+    const pipe = rows["bare node pipe (no HTTP)"];
+    if (pipe) checks.push(`Switchyard / bare Node pipe = ${fmt(base / pipe.rps, 2)} in req/s; proxy CPU per request ${fmt(rows.switchyard.proxyUs, 1)} against the pipe's ${fmt(pipe.proxyUs, 1)} µs (${fmt(rows.switchyard.proxyUs / pipe.proxyUs, 2)}×)${ngx ? ` and nginx's ${fmt(ngx.proxyUs, 1)} µs` : ""}`);
     const pl = rows["switchyard+plugins"]?.rps;
     if (pl) checks.push(`with plugin-headers + plugin-retry = **${fmt(pl / base, 2)}** of bare (≥ 0.9: ${met(pl / base >= 0.9)})`);
     if (ngx && nhp) checks.push(`for comparison, nginx / node-http-proxy = ${fmt(ngx.rps / nhp, 2)}`);
@@ -198,6 +207,7 @@ for (const [size, rows] of Object.entries(results)) {
       plugins: pl ? pl / base : undefined,
       cpu: nhp ? rows["node-http-proxy"].proxyUs / rows.switchyard.proxyUs : undefined,
       nginxNhp: ngx && nhp ? ngx.rps / nhp : undefined,
+      pipe: pipe ? base / pipe.rps : undefined,
     };
     for (const c of checks) log(`- ${c}`);
     log();

@@ -14,6 +14,7 @@ export const HISTORY_KEYS = [
   ["plugins", "+plugins / bare", (v) => v >= 0.9],
   ["cpu", "proxy CPU/req, node-http-proxy / Switchyard", undefined],
   ["nginxNhp", "nginx / node-http-proxy", undefined],
+  ["pipe", "Switchyard / bare Node pipe", undefined],
 ];
 
 export function readHistory() {
