@@ -88,7 +88,7 @@ await tryStart("switchyard+plugins", proxyProc("switchyard-plugins"));
 if (MALLOC_TUNABLES) await tryStart("switchyard, malloc defaults", proxyProc("switchyard", { GLIBC_TUNABLES: "" }));
 // no HTTP parsing, one backend connection per client connection: what Node's sockets alone cost
 await tryStart("bare node pipe (no HTTP)", async () => {
-  const h = await startServer("./lib/pipe-proxy.mjs", ["127.0.0.1", String(backend.port)]);
+  const h = await startServer("./pipe-proxy.mjs", ["127.0.0.1", String(backend.port)]);
   return { port: h.port, pid: h.child.pid, stop: () => h.stop() };
 });
 await tryStart("node-http-proxy", proxyProc("node-http-proxy"));
