@@ -35,6 +35,10 @@ export async function runTapCase(port: number, c: TapCase, shutdown = false): Pr
   let k = 0; // the request the next final response answers
   let last: ParsedResponse | undefined;
   let endsConnection = false;
+  // requests that got a 100 of the proxy's own: it may invite the body itself when plugin-retry
+  // or a tap reads the body before the upstream has the request (inviteBody, exchange-request.ts)
+  const own100 = new Set<number>();
+  const any100 = new Set<number>();
   for (const r of p.responses) {
     if (endsConnection) failures.push(`response ${r.status} after a 1xx that took a final response's place`);
     const q = c.reqs[k];
@@ -52,7 +56,12 @@ export async function runTapCase(port: number, c: TapCase, shutdown = false): Pr
       if (tapped) {
         count(`1xx in a final's place`);
         endsConnection = true;
+      } else if (r.status === 100 && up === undefined && q.expect && !q.http10 && !any100.has(k)) {
+        count("proxy 100 (body invited)");
+        own100.add(k);
       } else if (up !== q.id) failures.push(`interim ${r.status} not from request ${k}'s upstream (X-Up ${up})`);
+      else if (r.status === 100 && own100.has(k)) failures.push(`upstream's 100 relayed after the proxy's own for request ${k}`);
+      if (r.status === 100) any100.add(k);
       continue;
     }
     last = r;
