@@ -13,7 +13,7 @@ export * from "./errors.js";
 export * from "./types.js";
 export * from "./headers.js";
 export * from "./messages.js";
-export type { ProxyEvents } from "./events.js";
+export type { ProxyEvents, RequestRecord } from "./events.js";
 export type { ProxyStats, Counter } from "./stats.js";
 export {
   type ProxyPlugin,
