@@ -1,14 +1,14 @@
 // HTTP reverse proxying: req/s, p50 and p99 with wrk -t1 -c64 (autocannon when wrk is missing),
 // 12-byte and 64 KiB responses, against the backend directly, Switchyard (HttpProtocol only),
 // Switchyard with plugin-headers + plugin-retry, node-http-proxy (keep-alive agent),
-// @fastify/http-proxy, nginx (1 worker) and a bare Node `net` pipe that does no HTTP at all (the
+// @fastify/http-proxy, nginx (1 worker), HAProxy (1 thread, http-reuse always) and a bare Node `net` pipe that does no HTTP at all (the
 // floor of what Node itself costs per request: the issue's "what Node itself can do"). Every proxy, the backend and the load generator are
 // separate processes on 127.0.0.1. Each target is measured BENCH_HTTP_ROUNDS times, the rounds
 // interleaved across targets so that a slow spell of the shared machine hits every target alike;
 // the median round is reported. Env: BENCH_HTTP_SECONDS (5), BENCH_HTTP_ROUNDS (3), BENCH_HTTP_CONNS (64).
 import { execFileSync } from "node:child_process";
 import { startServer, table, writeResult, met, median, treeStat, MALLOC_TUNABLES } from "./lib/proc.mjs";
-import { ensureTools, startNginx } from "./http-nginx.mjs";
+import { ensureTools, startHaproxy, startNginx } from "./http-peers.mjs";
 import { historyMarkdown, readHistory, recordRun } from "./lib/history.mjs";
 
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
@@ -95,6 +95,8 @@ await tryStart("node-http-proxy", proxyProc("node-http-proxy"));
 await tryStart("fastify-http-proxy", proxyProc("fastify"));
 if (tools.nginx) await tryStart("nginx", () => startNginx(backend.port));
 else notes.push("nginx: skipped (not installed and apt-get unavailable)");
+if (tools.haproxy) await tryStart("haproxy", () => startHaproxy(backend.port));
+else notes.push("haproxy: skipped (not installed and apt-get unavailable)");
 
 const rounds = {};
 try {
@@ -119,7 +121,7 @@ try {
 log("## HTTP (L7 reverse proxying)");
 log();
 log(`\`${tool}\` per run, ${ROUNDS} rounds interleaved across targets, each round starting one target later (after a 1 s warm-up each); req/s, p50 and p99 are the medians of the rounds. One keep-alive backend (node:http, Content-Length responses).`);
-log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64.");
+log("Backend, every proxy and the load generator are separate processes on 127.0.0.1; nginx runs one worker with an upstream keep-alive pool of 64; HAProxy runs one thread with `http-reuse always`.");
 log(
   MALLOC_TUNABLES
     ? `Every Node process (backend, Switchyard, node-http-proxy, fastify) runs with \`GLIBC_TUNABLES=${MALLOC_TUNABLES}\`, the setting the \`switchyard\` command applies (BENCH_MALLOC=default: glibc's defaults). "proxy faults/req" is the proxy's minor page faults per request.`
@@ -195,6 +197,8 @@ for (const [size, rows] of Object.entries(results)) {
       checks.push(`Switchyard / nginx = **${fmt(base / ngx.rps, 2)}** (≥ 0.8: ${met(base / ngx.rps >= 0.8)})`);
       checks.push(`p99 Switchyard / nginx = **${fmt(rows.switchyard.p99 / ngx.p99, 2)}** (≤ 1.5: ${met(rows.switchyard.p99 / ngx.p99 <= 1.5)})`);
     }
+    const hap = rows["haproxy"];
+    if (hap) checks.push(`Switchyard / HAProxy = ${fmt(base / hap.rps, 2)} in req/s; proxy CPU per request ${fmt(rows.switchyard.proxyUs, 1)} against HAProxy's ${fmt(hap.proxyUs, 1)} µs (${fmt(rows.switchyard.proxyUs / hap.proxyUs, 2)}×)`);
     const pipe = rows["bare node pipe (no HTTP)"];
     if (pipe) checks.push(`Switchyard / bare Node pipe = ${fmt(base / pipe.rps, 2)} in req/s; proxy CPU per request ${fmt(rows.switchyard.proxyUs, 1)} against the pipe's ${fmt(pipe.proxyUs, 1)} µs (${fmt(rows.switchyard.proxyUs / pipe.proxyUs, 2)}×)${ngx ? ` and nginx's ${fmt(ngx.proxyUs, 1)} µs` : ""}`);
     const pl = rows["switchyard+plugins"]?.rps;
@@ -208,6 +212,7 @@ for (const [size, rows] of Object.entries(results)) {
       cpu: nhp ? rows["node-http-proxy"].proxyUs / rows.switchyard.proxyUs : undefined,
       nginxNhp: ngx && nhp ? ngx.rps / nhp : undefined,
       pipe: pipe ? base / pipe.rps : undefined,
+      haproxyCpu: hap ? rows.switchyard.proxyUs / hap.proxyUs : undefined,
     };
     for (const c of checks) log(`- ${c}`);
     log();

@@ -1,5 +1,5 @@
-// nginx with one worker as a reverse proxy with an upstream keep-alive pool, for the HTTP bench.
-// Installs the Debian package when missing (apt-get). Everything lives in a temp dir.
+// The C peers of the HTTP bench: nginx (one worker, upstream keep-alive pool) and HAProxy (one thread,
+// http-reuse always). Installs the Debian packages when missing (apt-get). Everything lives in a temp dir.
 import { execSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import net from "node:net";
@@ -15,9 +15,9 @@ function have(cmd) {
   }
 }
 
-/** Installs wrk and nginx with apt-get if they are missing; returns what is available. */
+/** Installs wrk, nginx and haproxy with apt-get if they are missing; returns what is available. */
 export function ensureTools() {
-  const missing = ["wrk", "nginx"].filter((c) => !have(c) && !existsSync(`/usr/sbin/${c}`));
+  const missing = ["wrk", "nginx", "haproxy"].filter((c) => !have(c) && !existsSync(`/usr/sbin/${c}`));
   if (missing.length > 0 && have("apt-get")) {
     try {
       console.error(`installing ${missing.join(", ")} with apt-get…`);
@@ -26,10 +26,14 @@ export function ensureTools() {
       console.error(`apt-get failed: ${err.message}`);
     }
   }
-  return { wrk: have("wrk"), nginx: have("nginx") || existsSync("/usr/sbin/nginx") };
+  return {
+    wrk: have("wrk"),
+    nginx: have("nginx") || existsSync("/usr/sbin/nginx"),
+    haproxy: have("haproxy") || existsSync("/usr/sbin/haproxy"),
+  };
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => {
       const { port } = s.address();
@@ -69,15 +73,7 @@ http {
   writeFileSync(join(dir, "nginx.conf"), conf);
   const bin = have("nginx") ? "nginx" : "/usr/sbin/nginx";
   const child = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), r(true)));
-      s.once("error", () => r(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForPort(port);
   return {
     port,
     pid: child.pid,
@@ -87,4 +83,56 @@ http {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * HAProxy in HTTP mode with one thread and `http-reuse always` (its most aggressive upstream
+ * connection sharing), the other C peer of the HTTP bench.
+ */
+export async function startHaproxy(backendPort) {
+  const dir = mkdtempSync(join(os.tmpdir(), "sy-haproxy-"));
+  const port = await freePort();
+  const conf = `
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend web
+  bind 127.0.0.1:${port}
+  default_backend app
+backend app
+  http-reuse always
+  server b1 127.0.0.1:${backendPort}
+`;
+  writeFileSync(join(dir, "haproxy.cfg"), conf);
+  const bin = have("haproxy") ? "haproxy" : "/usr/sbin/haproxy";
+  const child = spawn(bin, ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: ["ignore", "ignore", "inherit"] });
+  await waitForPort(port);
+  return {
+    port,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), r(true)));
+      s.once("error", () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after 5 s`);
 }
