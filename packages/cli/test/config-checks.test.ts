@@ -122,6 +122,16 @@ routes:
     expect(res.code).to.equal(0);
   });
 
+  it("reports a plugin whose apply throws, as the running proxy would meet it", async () => {
+    const file = tmpFile(
+      "apply.yaml",
+      "listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]\nplugins: [{ use: ./ok.mjs }, { use: ./boom.mjs }]\n",
+    );
+    tmpFile("ok.mjs", `export default class OkPlugin { name = "ok"; apply() {} }\n`, dirname(file));
+    tmpFile("boom.mjs", `export default class BoomPlugin { name = "boom"; apply() { throw new Error("no config for boom"); } }\n`, dirname(file));
+    await refusedByBoth(file, ['plugins[1]: plugin "boom" failed in hook apply: no config for boom']);
+  });
+
   it("resolves a relative file: URL plugin from the config file's directory", async () => {
     const file = tmpFile(
       "cfg.yaml",
