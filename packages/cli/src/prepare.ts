@@ -88,6 +88,8 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   };
   const known = new Set([...final.handlers.keys(), ...Object.keys(PROTOCOLS)]);
   config.listeners.forEach((l, i) => {
+    // a plugin whose apply threw may have registered it: that failure is the problem to report
+    if (final.failed) return;
     if (typeof l.protocol !== "string" || l.protocol === "" || final.handlers.has(l.protocol)) return;
     if (Object.hasOwn(PROTOCOLS, l.protocol)) return; // its package failed to load: reported above
     problems.push(`${at(i)}.protocol: ${unknownProtocolMessage(l.protocol, known)}`);

@@ -1,9 +1,10 @@
 import { expect } from "chai";
 import { once } from "node:events";
 import { createServer, request, Agent, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { dirname } from "node:path";
-import { prepareConfig, serve, type Running } from "@switchyard/cli";
+import { writeFileSync } from "node:fs";
+import { prepareConfig, prepareFile, serve, type Running } from "@switchyard/cli";
 import { cleanup, startCli, tmpFile } from "./helpers.js";
 
 const servers = new Set<Server>();
@@ -58,13 +59,16 @@ const linesOf = (out: string, msg: string) =>
     .filter((l) => l.includes(`"msg":"${msg}"`))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
+/** cleanup() and the HTTP backends */
+async function closeAll(): Promise<void> {
+  await cleanup();
+  for (const s of servers) s.closeAllConnections();
+  await Promise.all([...servers].map((s) => new Promise((r) => s.close(r))));
+  servers.clear();
+}
+
 describe("the command's log: access log lines (http.request)", () => {
-  afterEach(async () => {
-    await cleanup();
-    for (const s of servers) s.closeAllConnections();
-    await Promise.all([...servers].map((s) => new Promise((r) => s.close(r))));
-    servers.clear();
-  });
+  afterEach(closeAll);
 
   it("logs one http.request line per request, two on one keep-alive connection", async () => {
     const backend = await httpBackend();
@@ -128,10 +132,34 @@ describe("the command's log: access log lines (http.request)", () => {
     }
     expect(counts).to.deep.equal({ warn: 0, info: 1 });
   });
+
+  it("starts and stops listening for requests when a reload changes the level", async () => {
+    const backend = await httpBackend();
+    const file = tmpFile("switchyard.yaml", config(backend, "warn"));
+    const result = await prepareFile(file);
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const running = (await serve(result.prepared, { file, stdout: () => {} })) as Running;
+    const count = () => running.proxy.events.listenerCount("requestComplete");
+    const reloadTo = async (level: string, want: number) => {
+      writeFileSync(file, config(backend, level));
+      process.emit("SIGHUP", "SIGHUP");
+      const deadline = Date.now() + 10_000;
+      while (count() !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return count();
+    };
+    try {
+      expect(count()).to.equal(0);
+      expect(await reloadTo("info", 1)).to.equal(1);
+      expect(await reloadTo("error", 0)).to.equal(0);
+    } finally {
+      process.emit("SIGTERM", "SIGTERM");
+      expect(await running.done).to.equal(0);
+    }
+  });
 });
 
 describe("the command's log: plugins", () => {
-  afterEach(cleanup);
+  afterEach(closeAll);
 
   it("gives a plugin a child logger whose lines name it, following the configured level", async () => {
     const file = tmpFile(
@@ -159,5 +187,47 @@ plugins: [{ use: ./chatty.mjs }]
     cli.process.kill("SIGTERM");
     expect(await cli.exited).to.equal(0);
     expect(cli.stdout()).to.not.include("chatty.debug");
+  });
+
+  it("keeps a plugin's child logger on the level a reload sets", async () => {
+    const backend = await httpBackend();
+    const yaml = (level: string) => `log: { level: ${level} }
+listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]
+routes: [{ targets: ["127.0.0.1:${backend}"] }]
+plugins: [{ use: ./closes.mjs }]
+`;
+    const file = tmpFile("switchyard.yaml", yaml("warn"));
+    tmpFile(
+      "closes.mjs",
+      `export default class ClosesPlugin {
+  name = "ClosesPlugin";
+  apply(proxy) {
+    const log = proxy.logger.child({ plugin: this.name });
+    proxy.hooks.onClose.tap({ name: this.name, stage: 1000 }, (conn) => log.info("closes.seen", { id: conn.id }));
+  }
+}
+`,
+      dirname(file),
+    );
+    const cli = startCli(["--config", file]);
+    const { t } = await cli.listening(1);
+    const connectAndClose = async () => {
+      const s = connect(t!, "127.0.0.1");
+      s.on("error", () => {});
+      await once(s, "connect");
+      s.end();
+      await once(s, "close");
+    };
+    await connectAndClose();
+    writeFileSync(file, yaml("info"));
+    cli.process.kill("SIGHUP");
+    await cli.waitFor(/"msg":"reload\.ok"/); // an info line: the level changed
+    expect(cli.stdout()).to.not.include("closes.seen");
+    await connectAndClose();
+    const line = await cli.waitFor(/"msg":"closes\.seen"/);
+    expect(JSON.parse(line.input!)).to.include({ level: "info", plugin: "ClosesPlugin" });
+    cli.process.kill("SIGTERM");
+    expect(await cli.exited).to.equal(0);
+    expect(cli.stdout().split("\n").filter((l) => l.includes("closes.seen"))).to.have.length(1);
   });
 });
