@@ -62,7 +62,6 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   const at = (i: number) => `listeners[${listenerIndex[i] ?? i}]`;
   // the I/O checks still run on the parts that are well-formed, so one run reports everything
   const structural = problems.length > 0;
-  const plugins: PreparedPlugin[] = [];
 
   // the config's plugins first: the protocols they register need no built-in package
   const entries = config.plugins ?? [];
@@ -71,31 +70,9 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   const probed = probeProtocols(configured.map((p) => p.probe));
   if (probed.failed) problems.push(`${pluginPath(configured, probed.failed.index)}: ${probed.failed.message}`);
 
-  // listener protocols nobody registered: this project's own packages, loaded when named
-  const wanted = [...new Set(config.listeners.map((l) => l.protocol))].filter((p) => typeof p === "string" && p !== "");
-  const builtIn = wanted.filter((name) => !probed.handlers.has(name) && Object.hasOwn(PROTOCOLS, name));
-  const autoLoaded = await Promise.all(builtIn.map((name) => loadBuiltIn(name, config, at, baseDir, problems)));
-  const protocolPlugins = autoLoaded.flatMap((p) => (p ? [p] : []));
-  // as the running proxy applies them: built-in protocols first, then the config's plugins
-  const all = [...protocolPlugins, ...configured];
-  const builtInProbe = probeProtocols(protocolPlugins.map((p) => p.probe));
-  if (builtInProbe.failed) problems.push(`${pluginPath(protocolPlugins, builtInProbe.failed.index)}: ${builtInProbe.failed.message}`);
-  // what the running proxy will have: a later registration of a name wins, as in registerProtocol
-  const final: ProbeResult = {
-    handlers: new Map([...builtInProbe.handlers, ...probed.handlers]),
-    registeredBy: probed.registeredBy,
-    failed: probed.failed ?? builtInProbe.failed,
-  };
-  const known = new Set([...final.handlers.keys(), ...Object.keys(PROTOCOLS)]);
-  config.listeners.forEach((l, i) => {
-    // a plugin whose apply threw may have registered it: that failure is the problem to report
-    if (final.failed) return;
-    if (typeof l.protocol !== "string" || l.protocol === "" || final.handlers.has(l.protocol)) return;
-    if (Object.hasOwn(PROTOCOLS, l.protocol)) return; // its package failed to load: reported above
-    problems.push(`${at(i)}.protocol: ${unknownProtocolMessage(l.protocol, known)}`);
-  });
-  await checkProtocolsSection(config, builtIn, probed, configured, baseDir, problems);
-  for (const p of all) plugins.push(p.prepared);
+  const { all, final } = await resolveProtocols(config, configured, probed, at, baseDir, problems);
+  await checkProtocolsSection(config, probed, configured, baseDir, problems);
+  const plugins = all.map((p) => p.prepared);
 
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, at(i), baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
@@ -196,6 +173,44 @@ async function loadPlugin(entry: PluginEntry, i: number, baseDir: string | undef
   }
 }
 
+/**
+ * Every listener's protocol: registered by the config's plugins (`probed`), else one of this
+ * project's packages loaded now (PROTOCOLS), else a problem with the closest known name.
+ * Returns the plugins in the order the running proxy applies them (the loaded protocol packages
+ * first) and what that proxy will have registered.
+ */
+async function resolveProtocols(
+  config: SwitchyardConfig,
+  configured: readonly Loaded[],
+  probed: ProbeResult,
+  at: (i: number) => string,
+  baseDir: string | undefined,
+  problems: string[],
+): Promise<{ all: Loaded[]; final: ProbeResult }> {
+  const wanted = [...new Set(config.listeners.map((l) => l.protocol))].filter((p) => typeof p === "string" && p !== "");
+  const builtIn = wanted.filter((name) => !probed.handlers.has(name) && Object.hasOwn(PROTOCOLS, name));
+  const loaded = await Promise.all(builtIn.map((name) => loadBuiltIn(name, config, at, baseDir, problems)));
+  const protocolPlugins = loaded.flatMap((p) => (p ? [p] : []));
+  const builtInProbe = probeProtocols(protocolPlugins.map((p) => p.probe));
+  if (builtInProbe.failed) problems.push(`${pluginPath(protocolPlugins, builtInProbe.failed.index)}: ${builtInProbe.failed.message}`);
+  // a later registration of a name wins, as in registerProtocol
+  const final: ProbeResult = {
+    handlers: new Map([...builtInProbe.handlers, ...probed.handlers]),
+    registeredBy: probed.registeredBy,
+    failed: probed.failed ?? builtInProbe.failed,
+  };
+  // a plugin whose apply threw may have been the one registering a protocol: that failure is the problem
+  if (!final.failed) {
+    const known = new Set([...final.handlers.keys(), ...Object.keys(PROTOCOLS)]);
+    config.listeners.forEach((l, i) => {
+      if (typeof l.protocol !== "string" || l.protocol === "" || final.handlers.has(l.protocol)) return;
+      if (Object.hasOwn(PROTOCOLS, l.protocol)) return; // its package failed to load: reported by loadBuiltIn
+      problems.push(`${at(i)}.protocol: ${unknownProtocolMessage(l.protocol, known)}`);
+    });
+  }
+  return { all: [...protocolPlugins, ...configured], final };
+}
+
 /** Loads the package of a built-in protocol a listener names (see protocols.ts). */
 async function loadBuiltIn(
   name: string,
@@ -234,7 +249,6 @@ async function loadBuiltIn(
  */
 async function checkProtocolsSection(
   config: SwitchyardConfig,
-  used: readonly string[],
   probed: ProbeResult,
   configured: readonly Loaded[],
   baseDir: string | undefined,
@@ -248,7 +262,8 @@ async function checkProtocolsSection(
       problems.push(`protocols.${name}: "${name}" is registered by ${pluginPath(configured, by)}: give its options there`);
     }
   }
-  const unused = names.filter((name) => !used.includes(name) && !probed.handlers.has(name));
+  const used = new Set(config.listeners.map((l) => l.protocol));
+  const unused = names.filter((name) => !used.has(name) && !probed.handlers.has(name));
   await Promise.all(
     unused.map(async (name) => {
       const options = (config.protocols as Record<string, unknown>)[name];
