@@ -12,9 +12,11 @@ export default class ConnectionAuditPlugin {
   }
 
   apply(proxy) {
+    // the switchyard command's logger gives a child whose lines carry {"plugin":"ConnectionAuditPlugin"}
+    const log = proxy.logger.child?.({ plugin: this.name }) ?? proxy.logger;
     proxy.hooks.onClose.tap({ name: this.name, stage: 1000 }, (connection, info) => {
       if (info.reason !== "done" && info.reason !== "client-closed") {
-        proxy.logger.info("audit", { label: this.label, id: connection.id, reason: info.reason });
+        log.info("audit", { label: this.label, id: connection.id, reason: info.reason });
       }
     });
   }

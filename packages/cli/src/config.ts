@@ -1,7 +1,10 @@
 import type { ListenerConfig, ProxyPlugin, RouteConfig, Timeouts } from "@switchyard/core";
 
-/** Listener protocols the command knows; see `PROTOCOLS` for the package providing each. */
-export type ProtocolName = "tcp" | "http" | "postgres" | "mysql" | "smtp";
+/**
+ * A listener protocol: core's "tcp", one the command loads itself (`PROTOCOLS`: http, postgres,
+ * mysql), or any name a package in `plugins` registers.
+ */
+export type ProtocolName = "tcp" | "http" | "postgres" | "mysql" | (string & {});
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
@@ -31,7 +34,11 @@ export interface SwitchyardConfig {
   listeners: ListenerEntry[];
   routes?: RouteEntry[];
   plugins?: PluginEntry[];
-  /** options given to a protocol's constructor, e.g. `{ http: { maxHeaderSize: 16384 } }` */
+  /**
+   * options given to the constructor of a protocol the command loads itself, e.g.
+   * `{ http: { maxHeaderSize: 16384 } }` (a protocol package named in `plugins` takes its
+   * options there)
+   */
   protocols?: Partial<Record<ProtocolName, Record<string, unknown>>>;
   /** proxy-wide phase deadlines in ms (handshake, connect, idle, lifetime) */
   timeouts?: Partial<Timeouts>;

@@ -44,8 +44,19 @@ export async function loadConfigFile(file: string): Promise<unknown> {
     return format === "json" ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
   } catch (err) {
     const kind = format === "json" ? "JSON" : "YAML";
-    throw new ConfigLoadError(`${file}: invalid ${kind}: ${(err as Error).message.split("\n")[0]}`);
+    throw new ConfigLoadError(`${file}: invalid ${kind}: ${parseErrorText((err as Error).message)}`);
   }
+}
+
+/**
+ * The parser's whole message. The YAML parser's ends with the offending line and a caret under
+ * the column ("… at line 3, column 1:", a blank line, the line, "^"): those lines are kept,
+ * indented, without the blank ones.
+ */
+function parseErrorText(message: string): string {
+  const [first = "", ...rest] = message.trimEnd().split("\n");
+  const context = rest.filter((l) => l.trim() !== "").map((l) => `  ${l.trimEnd()}`);
+  return [first, ...context].join("\n");
 }
 
 let hooksRegistered = false;

@@ -4,7 +4,8 @@
  * `use` is a package name (resolved from the config file's directory first, then from the
  * CLI's own dependencies) or a path relative to the config file. The plugin class is the
  * module's default export when that is a class, otherwise the single exported class whose
- * name ends in "Plugin". It is constructed as `new C(options)`.
+ * name ends in "Plugin", otherwise (a protocol package) the single one whose name ends in
+ * "Protocol". It is constructed as `new C(options)`.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -64,14 +65,18 @@ function isClass(v: unknown): v is PluginClass {
 /** Applies the plugin-loading rule to a module namespace; throws with a readable message. */
 export function pickPluginClass(ns: Record<string, unknown>, spec: string): PluginClass {
   if (isClass(ns.default)) return ns.default;
-  const found = new Set<PluginClass>();
-  for (const [key, v] of Object.entries(ns)) {
-    if (key !== "default" && isClass(v) && (key.endsWith("Plugin") || v.name.endsWith("Plugin"))) found.add(v);
-  }
-  const list = [...found];
+  const named = (suffix: string) => {
+    const found = new Set<PluginClass>();
+    for (const [key, v] of Object.entries(ns)) {
+      if (key !== "default" && isClass(v) && (key.endsWith(suffix) || v.name.endsWith(suffix))) found.add(v);
+    }
+    return [...found];
+  };
+  let list = named("Plugin");
+  if (list.length === 0) list = named("Protocol");
   if (list.length === 1) return list[0] as PluginClass;
   if (list.length === 0) {
-    throw new Error(`"${spec}" exports no plugin class (default-export a class, or export one class named *Plugin)`);
+    throw new Error(`"${spec}" exports no plugin class (default-export a class, or export one class named *Plugin or *Protocol)`);
   }
   throw new Error(
     `"${spec}" exports several plugin classes (${list.map((c) => c.name).join(", ")}): default-export the one to use`,

@@ -9,18 +9,16 @@ import { createSecureContext } from "node:tls";
 import {
   optionProblems,
   RouteTable,
-  TcpProtocol,
   type ListenerConfig,
-  type ProtocolHandler,
   type ListenerTls,
   type ProxyPlugin,
   type RouteConfig,
   type Timeouts,
 } from "@switchyard/core";
-import type { ListenerEntry, LogLevel, PemSource, SwitchyardConfig, TlsEntry } from "./config.js";
+import type { ListenerEntry, LogLevel, PemSource, PluginEntry, SwitchyardConfig, TlsEntry } from "./config.js";
 import { ConfigLoadError, loadConfigFile } from "./load-config.js";
 import { instantiate, loadPluginClass } from "./plugins.js";
-import { loadProtocol, PROTOCOLS } from "./protocols.js";
+import { loadProtocol, probeProtocols, PROTOCOLS, unknownProtocolMessage, type ProbeResult } from "./protocols.js";
 import { checkConfig, isObject, isPluginInstance } from "./validate.js";
 
 /** A constructed plugin and where it came from (to match plugins across reloads). */
@@ -64,56 +62,17 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
   const at = (i: number) => `listeners[${listenerIndex[i] ?? i}]`;
   // the I/O checks still run on the parts that are well-formed, so one run reports everything
   const structural = problems.length > 0;
-  const plugins: PreparedPlugin[] = [];
 
-  const used = [...new Set(config.listeners.map((l) => l.protocol))].filter(
-    (p) => typeof p === "string" && Object.hasOwn(PROTOCOLS, p),
-  );
-  const protocols = await Promise.all(
-    used.map(async (name): Promise<PreparedPlugin | undefined> => {
-      const first = config.listeners.findIndex((l) => l.protocol === name);
-      let C;
-      try {
-        C = await loadProtocol(name, baseDir);
-      } catch (err) {
-        problems.push(`${at(first)}.protocol: ${(err as Error).message}`);
-        return undefined;
-      }
-      if (!C) return undefined;
-      const options = config.protocols?.[name];
-      try {
-        return { key: `protocol:${name}`, options, plugin: instantiate(C, options, `protocol "${name}"`) };
-      } catch (err) {
-        // the protocol's own defaults (the config's protocols section) are at fault
-        problems.push(`protocols.${name}: ${(err as Error).message}`);
-        return undefined;
-      }
-    }),
-  );
-  for (const p of protocols) if (p) plugins.push(p);
-  await checkUnusedProtocols(config, used, baseDir, problems);
-
+  // the config's plugins first: the protocols they register need no built-in package
   const entries = config.plugins ?? [];
-  const loaded = await Promise.all(
-    entries.map(async (entry, i): Promise<PreparedPlugin | undefined> => {
-      if (isPluginInstance(entry)) return { key: undefined, options: undefined, plugin: entry };
-      if (!isObject(entry) || typeof entry.use !== "string" || entry.use.trim() === "") return undefined;
-      let C;
-      try {
-        C = await loadPluginClass(entry.use, baseDir);
-      } catch (err) {
-        problems.push(`plugins[${i}].use: ${(err as Error).message}`);
-        return undefined;
-      }
-      try {
-        return { key: entry.use, options: entry.options, plugin: instantiate(C, entry.options, `"${entry.use}"`) };
-      } catch (err) {
-        problems.push(`plugins[${i}].options: ${(err as Error).message}`);
-        return undefined;
-      }
-    }),
-  );
-  for (const p of loaded) if (p) plugins.push(p);
+  const loaded = await Promise.all(entries.map((entry, i) => loadPlugin(entry, i, baseDir, problems)));
+  const configured = loaded.flatMap((p) => (p ? [p] : []));
+  const probed = probeProtocols(configured.map((p) => p.probe));
+  if (probed.failed) problems.push(`${pluginPath(configured, probed.failed.index)}: ${probed.failed.message}`);
+
+  const { all, final } = await resolveProtocols(config, configured, probed, at, baseDir, problems);
+  await checkProtocolsSection(config, probed, configured, baseDir, problems);
+  const plugins = all.map((p) => p.prepared);
 
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, at(i), baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
@@ -136,7 +95,7 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
     }
   }
   // protocol and plugin options of listeners and routes (unknown keys, bad values), as `new Proxy` checks them
-  if (!structural) problems.push(...optionsProblems(listeners, routes, plugins, at));
+  if (!structural && !final.failed) problems.push(...optionsProblems(listeners, routes, all, final, at));
   if (problems.length > 0) return { ok: false, problems: problems.sort(byPath) };
   return {
     ok: true,
@@ -160,39 +119,151 @@ function byPath(a: string, b: string): number {
 }
 
 /**
- * The options check of core, with config paths. A protocol package's plugin is also the
- * protocol handler it registers (see protocols.ts); "tcp" is core's own.
+ * The options check of core, with config paths, against what the probe saw registered: the
+ * probe's own instances stand for the running ones (a protocol package is usually its own
+ * plugin, reading route options only where it serves).
  */
 function optionsProblems(
   listeners: ListenerConfig[],
   routes: RouteConfig[],
-  plugins: PreparedPlugin[],
+  plugins: readonly Loaded[],
+  probed: ProbeResult,
   at: (i: number) => string,
 ): string[] {
-  const protocols = new Map<string, ProtocolHandler>([["tcp", new TcpProtocol()]]);
-  for (const p of plugins) {
-    const handler = p.plugin as Partial<ProtocolHandler>;
-    if (p.key?.startsWith("protocol:") && typeof handler.handle === "function") {
-      protocols.set(p.key.slice("protocol:".length), handler as ProtocolHandler);
-    }
-  }
   return optionProblems(
     listeners,
     routes,
-    protocols,
-    plugins.map((p) => p.plugin),
+    probed.handlers,
+    plugins.map((p) => p.probe),
     { listener: (_, i) => `${at(i)}.options`, route: (_, i) => `routes[${i}].options` },
   );
 }
 
+/** A plugin loaded for the config: the instance the proxy will run, and a twin for the probe. */
+interface Loaded {
+  readonly prepared: PreparedPlugin;
+  /** applied to the probe proxy only: a fresh instance (the same one for an ES module config's instance) */
+  readonly probe: ProxyPlugin;
+  /** where it came from: `plugins[i]`, or `protocols.<name>` for a built-in protocol */
+  readonly path: string;
+}
+
+function pluginPath(loaded: readonly Loaded[], index: number): string {
+  return loaded[index]?.path ?? "plugins";
+}
+
+/** Loads and constructs one `plugins` entry; problems are pushed, undefined returned. */
+async function loadPlugin(entry: PluginEntry, i: number, baseDir: string | undefined, problems: string[]): Promise<Loaded | undefined> {
+  const path = `plugins[${i}]`;
+  if (isPluginInstance(entry)) return { prepared: { key: undefined, options: undefined, plugin: entry }, probe: entry, path };
+  if (!isObject(entry) || typeof entry.use !== "string" || entry.use.trim() === "") return undefined;
+  let C;
+  try {
+    C = await loadPluginClass(entry.use, baseDir);
+  } catch (err) {
+    problems.push(`${path}.use: ${(err as Error).message}`);
+    return undefined;
+  }
+  try {
+    const plugin = instantiate(C, entry.options, `"${entry.use}"`);
+    return { prepared: { key: entry.use, options: entry.options, plugin }, probe: instantiate(C, entry.options, `"${entry.use}"`), path };
+  } catch (err) {
+    problems.push(`${path}.options: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 /**
- * The `protocols` section's entries for protocols no listener uses are not needed to run, but a
- * mistake in them should not wait for the day a listener uses the protocol: they are constructed
- * too when their package is installed (a missing package is no problem while nothing uses it).
+ * Every listener's protocol: registered by the config's plugins (`probed`), else one of this
+ * project's packages loaded now (PROTOCOLS), else a problem with the closest known name.
+ * Returns the plugins in the order the running proxy applies them (the loaded protocol packages
+ * first) and what that proxy will have registered.
  */
-async function checkUnusedProtocols(config: SwitchyardConfig, used: readonly string[], baseDir: string | undefined, problems: string[]): Promise<void> {
+async function resolveProtocols(
+  config: SwitchyardConfig,
+  configured: readonly Loaded[],
+  probed: ProbeResult,
+  at: (i: number) => string,
+  baseDir: string | undefined,
+  problems: string[],
+): Promise<{ all: Loaded[]; final: ProbeResult }> {
+  const wanted = [...new Set(config.listeners.map((l) => l.protocol))].filter((p) => typeof p === "string" && p !== "");
+  const builtIn = wanted.filter((name) => !probed.handlers.has(name) && Object.hasOwn(PROTOCOLS, name));
+  const loaded = await Promise.all(builtIn.map((name) => loadBuiltIn(name, config, at, baseDir, problems)));
+  const protocolPlugins = loaded.flatMap((p) => (p ? [p] : []));
+  const builtInProbe = probeProtocols(protocolPlugins.map((p) => p.probe));
+  if (builtInProbe.failed) problems.push(`${pluginPath(protocolPlugins, builtInProbe.failed.index)}: ${builtInProbe.failed.message}`);
+  // a later registration of a name wins, as in registerProtocol
+  const final: ProbeResult = {
+    handlers: new Map([...builtInProbe.handlers, ...probed.handlers]),
+    registeredBy: probed.registeredBy,
+    failed: probed.failed ?? builtInProbe.failed,
+  };
+  // a plugin whose apply threw may have been the one registering a protocol: that failure is the problem
+  if (!final.failed) {
+    const known = new Set([...final.handlers.keys(), ...Object.keys(PROTOCOLS)]);
+    config.listeners.forEach((l, i) => {
+      if (typeof l.protocol !== "string" || l.protocol === "" || final.handlers.has(l.protocol)) return;
+      if (Object.hasOwn(PROTOCOLS, l.protocol)) return; // its package failed to load: reported by loadBuiltIn
+      problems.push(`${at(i)}.protocol: ${unknownProtocolMessage(l.protocol, known)}`);
+    });
+  }
+  return { all: [...protocolPlugins, ...configured], final };
+}
+
+/** Loads the package of a built-in protocol a listener names (see protocols.ts). */
+async function loadBuiltIn(
+  name: string,
+  config: SwitchyardConfig,
+  at: (i: number) => string,
+  baseDir: string | undefined,
+  problems: string[],
+): Promise<Loaded | undefined> {
+  const first = config.listeners.findIndex((l) => l.protocol === name);
+  let C;
+  try {
+    C = await loadProtocol(name, baseDir);
+  } catch (err) {
+    problems.push(`${at(first)}.protocol: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (!C) return undefined; // core's tcp
+  const options = config.protocols?.[name];
+  try {
+    const plugin = instantiate(C, options, `protocol "${name}"`);
+    const probe = instantiate(C, options, `protocol "${name}"`);
+    return { prepared: { key: `protocol:${name}`, options, plugin }, probe, path: `protocols.${name}` };
+  } catch (err) {
+    // the protocol's own defaults (the config's protocols section) are at fault
+    problems.push(`protocols.${name}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/**
+ * The `protocols` section: options for the built-in protocols the command loads itself. An entry
+ * for a protocol a configured plugin registers is refused (its options go in that plugin's
+ * entry). An entry for a protocol no listener uses is not needed to run, but a mistake in it
+ * should not wait for the day a listener uses it: it is constructed too when its package is
+ * installed (a missing package is no problem while nothing uses it).
+ */
+async function checkProtocolsSection(
+  config: SwitchyardConfig,
+  probed: ProbeResult,
+  configured: readonly Loaded[],
+  baseDir: string | undefined,
+  problems: string[],
+): Promise<void> {
   if (!isObject(config.protocols)) return;
-  const unused = Object.keys(config.protocols).filter((name) => Object.hasOwn(PROTOCOLS, name) && !used.includes(name));
+  const names = Object.keys(config.protocols).filter((name) => Object.hasOwn(PROTOCOLS, name));
+  for (const name of names) {
+    const by = probed.registeredBy.get(name);
+    if (by !== undefined && by >= 0) {
+      problems.push(`protocols.${name}: "${name}" is registered by ${pluginPath(configured, by)}: give its options there`);
+    }
+  }
+  const used = new Set(config.listeners.map((l) => l.protocol));
+  const unused = names.filter((name) => !used.has(name) && !probed.handlers.has(name));
   await Promise.all(
     unused.map(async (name) => {
       const options = (config.protocols as Record<string, unknown>)[name];

@@ -1,10 +1,19 @@
 /**
- * Which package provides each listener protocol. "tcp" is built into @switchyard/core; the
- * others are imported lazily, only when a listener names them, so a missing package is a clear
- * config problem rather than a crash. Add a row here when a protocol package ships.
+ * Where a listener's protocol comes from. A protocol exists when something registers it with the
+ * proxy (`proxy.registerProtocol(handler)` in a plugin's `apply`):
+ * - "tcp" is core's own;
+ * - a package named in the config's `plugins` registers the protocols it provides — this is how
+ *   a third-party protocol package is used from a config file;
+ * - a protocol that no configured plugin registers is looked up in `PROTOCOLS`, the packages of
+ *   this project the command loads by itself when a listener names them (so `protocol: http`
+ *   works without a `plugins` entry), imported lazily so a missing one is a config problem.
+ *
+ * Which protocols the plugins register is found by applying them to a probe `Proxy` that never
+ * listens (see `probeProtocols`).
  */
-import type { ProxyPlugin } from "@switchyard/core";
+import { Proxy, silentLogger, type Logger, type ProtocolHandler, type ProxyOptions, type ProxyPlugin } from "@switchyard/core";
 import { importModule, ModuleNotFound } from "./plugins.js";
+import { didYouMean, quote } from "./suggest.js";
 
 export interface ProtocolSource {
   /** npm package that provides the protocol */
@@ -13,18 +22,21 @@ export interface ProtocolSource {
   readonly export: string;
 }
 
+/** Protocols of this project the command loads by itself (null: built into core). */
 export const PROTOCOLS: Readonly<Record<string, ProtocolSource | null>> = Object.freeze({
   tcp: null,
   http: { package: "@switchyard/protocol-http", export: "HttpProtocol" },
   postgres: { package: "@switchyard/protocol-tcp", export: "PostgresProtocol" },
   mysql: { package: "@switchyard/protocol-tcp", export: "MysqlProtocol" },
-  smtp: { package: "@switchyard/protocol-smtp", export: "SmtpProtocol" },
 });
+
+/** Protocols announced in ARCHITECTURE but with no package yet: a clearer message than "unknown". */
+const PLANNED: Readonly<Record<string, string>> = Object.freeze({ smtp: "SMTP" });
 
 export type ProtocolClass = new (options?: unknown) => ProxyPlugin;
 
 /**
- * Loads the class providing `protocol` (undefined for built-in tcp). Throws an Error whose
+ * Loads the class providing built-in `protocol` (undefined for tcp). Throws an Error whose
  * message is ready to show after the field path.
  */
 export async function loadProtocol(protocol: string, baseDir: string | undefined): Promise<ProtocolClass | undefined> {
@@ -37,7 +49,7 @@ export async function loadProtocol(protocol: string, baseDir: string | undefined
     ns = await importModule(source.package, baseDir);
   } catch (err) {
     if (err instanceof ModuleNotFound) {
-      throw new Error(`protocol "${protocol}" is not available: install ${source.package}`);
+      throw new Error(`protocol "${protocol}" comes from ${source.package}, which is not installed next to the config or the command`);
     }
     throw new Error(`protocol "${protocol}": ${source.package} failed to load: ${(err as Error).message}`);
   }
@@ -46,4 +58,60 @@ export async function loadProtocol(protocol: string, baseDir: string | undefined
     throw new Error(`protocol "${protocol}" is not available: ${source.package} does not export ${source.export} (upgrade it)`);
   }
   return C as ProtocolClass;
+}
+
+/** Silent, with the `child` the running command's logger has (a plugin may take one in `apply`). */
+const PROBE_LOGGER: Logger = { ...silentLogger, child: () => PROBE_LOGGER };
+
+/** What the probe found: each registered protocol, and the index of the plugin that registered it. */
+export interface ProbeResult {
+  /** protocol name → its handler (later registrations win, as in a real proxy) */
+  readonly handlers: Map<string, ProtocolHandler>;
+  /** protocol name → index in the probed list of the plugin that registered it (-1: core) */
+  readonly registeredBy: Map<string, number>;
+  /** a plugin's `apply` threw: the index and message (the plugins after it were not applied) */
+  readonly failed: { index: number; message: string } | undefined;
+}
+
+/**
+ * Applies `plugins`, in order, to a `Proxy` that has no listeners and never listens, and records
+ * what each registers with `registerProtocol`. Give it instances that the running proxy will not
+ * use (a protocol may keep per-proxy state from `apply`).
+ */
+export function probeProtocols(plugins: readonly ProxyPlugin[]): ProbeResult {
+  const handlers = new Map<string, ProtocolHandler>();
+  const registeredBy = new Map<string, number>();
+  let current = -1;
+  // fields of a subclass do not exist yet while the base constructor applies the plugins: the
+  // recording state lives in this closure
+  class Probe extends Proxy {
+    override registerProtocol(handler: ProtocolHandler): void {
+      handlers.set(handler.name, handler);
+      registeredBy.set(handler.name, current);
+      super.registerProtocol(handler);
+    }
+  }
+  // each plugin is wrapped to know which one is applying; the wrapper only forwards `apply`
+  const wrapped = plugins.map((p, i): ProxyPlugin => ({
+    name: p.name,
+    apply(proxy) {
+      current = i;
+      p.apply(proxy);
+      current = -1;
+    },
+  }));
+  const options: ProxyOptions = { listeners: [], plugins: wrapped, logger: PROBE_LOGGER };
+  try {
+    new Probe(options);
+    return { handlers, registeredBy, failed: undefined };
+  } catch (err) {
+    return { handlers, registeredBy, failed: { index: current, message: (err as Error).message } };
+  }
+}
+
+/** The problem for a listener protocol nobody registers, with the closest known name. */
+export function unknownProtocolMessage(name: string, known: Iterable<string>): string {
+  if (Object.hasOwn(PLANNED, name)) return `protocol "${name}" is not available yet: no package provides ${PLANNED[name]} support (it is planned)`;
+  const names = [...new Set(known)];
+  return `unknown protocol "${name}"${didYouMean(name, names)}: known are ${quote(names)}, and those a package in plugins registers`;
 }

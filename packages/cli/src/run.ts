@@ -1,9 +1,12 @@
 /**
  * Runs a prepared config: builds the Proxy, binds every listener, prints one `listening` line
- * per listener, logs connection events as JSON lines, and handles signals
+ * per listener, logs connection events and requests as JSON lines (logger.ts, event-log.ts), and
+ * handles signals
  * (SIGTERM/SIGINT: graceful close; SIGHUP: reload).
  */
-import { createJsonLogger, formatTarget, Proxy, type Logger } from "@switchyard/core";
+import { Proxy } from "@switchyard/core";
+import { hostPort, logEvents } from "./event-log.js";
+import { createCommandLogger } from "./logger.js";
 import type { PendingSignals } from "./pending-signals.js";
 import type { Prepared } from "./prepare.js";
 import { Reloader } from "./reload.js";
@@ -32,52 +35,11 @@ const EXIT_OK = 0;
 const EXIT_RUNTIME = 1;
 const EXIT_CONFIG = 2;
 
-function hostPort(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
-}
-
-/** Wires report-only events to one JSON log line each. */
-function logEvents(proxy: Proxy, log: Logger): void {
-  proxy.events.on("connectionOpen", (c) => {
-    log.info("connection.open", {
-      id: c.id,
-      listener: c.listener,
-      protocol: c.protocol,
-      client: hostPort(c.clientIp, c.clientPort),
-      tls: c.tls,
-    });
-  });
-  proxy.events.on("connectionClose", (c, info) => {
-    log.info("connection.close", {
-      id: c.id,
-      listener: c.listener,
-      protocol: c.protocol,
-      client: hostPort(c.clientIp, c.clientPort),
-      reason: info.reason,
-      bytesIn: info.bytesIn,
-      bytesOut: info.bytesOut,
-      durationMs: info.durationMs,
-      route: info.route ?? null,
-      target: info.target ?? null,
-      ...(info.error ? { error: info.error.message } : {}),
-    });
-  });
-  proxy.events.on("upstreamError", ({ connection, target, error }) => {
-    log.warn("upstream.error", {
-      id: connection.id,
-      listener: connection.listener,
-      target: formatTarget(target),
-      code: error.code,
-      error: error.message,
-    });
-  });
-}
-
 /** Starts the proxy; resolves once listening (or with a failed `done` when it cannot start). */
 export async function serve(prepared: Prepared, options: ServeOptions = {}): Promise<Running | number> {
   const out = options.stdout ?? ((l: string) => void process.stdout.write(l + "\n"));
   const err = options.stderr ?? ((l: string) => void process.stderr.write(l + "\n"));
-  const log = createJsonLogger(out, prepared.logLevel);
+  const log = options.stdout ? createCommandLogger(prepared.logLevel, options.stdout) : createCommandLogger(prepared.logLevel);
   let proxy: Proxy;
   try {
     proxy = new Proxy({
@@ -89,6 +51,7 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     });
   } catch (e) {
     err(`switchyard: invalid config: ${(e as Error).message}`);
+    await log.close();
     return EXIT_CONFIG;
   }
   try {
@@ -97,6 +60,7 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     err(`switchyard: cannot start: ${(e as Error).message}`);
     await proxy.close({ timeout: 0 }).catch(() => {});
     await options.onClose?.();
+    await log.close();
     return EXIT_RUNTIME;
   }
   const announce = (name: string) => {
@@ -117,7 +81,7 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     onStop = (signal: NodeJS.Signals) => {
       if (closing) {
         log.warn("shutdown.forced", { signal });
-        resolve(EXIT_RUNTIME);
+        void log.close().then(() => resolve(EXIT_RUNTIME));
         return;
       }
       closing = true;
@@ -132,9 +96,11 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
         await options.onClose?.();
         process.off("SIGTERM", onStop).off("SIGINT", onStop).off("SIGHUP", onHup);
         log.info("shutdown.done", {});
+        await log.close();
         resolve(EXIT_OK);
-      })().catch((e: unknown) => {
+      })().catch(async (e: unknown) => {
         err(`switchyard: close failed: ${(e as Error).message}`);
+        await log.close();
         resolve(EXIT_RUNTIME);
       });
     };

@@ -1,12 +1,14 @@
 /**
  * Structural validation of a config object, by hand so every problem is reported at once with
  * its field path (`listeners[0].port: must be an integer 0-65535`). Things that need I/O
- * (protocol packages, plugin modules, certificate files) are checked by `prepare` afterwards.
+ * (protocol packages, plugin modules, certificate files) are checked by `prepare` afterwards,
+ * and so is whether a listener's protocol exists: loaded packages register protocols.
  */
 import { isIP } from "node:net";
 import { parseTarget, type ProxyPlugin, type TargetInput } from "@switchyard/core";
 import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
 import { PROTOCOLS } from "./protocols.js";
+import { didYouMean, oneOf } from "./suggest.js";
 
 export interface ValidationResult {
   /** one `path: message` line per problem; empty when the config is valid */
@@ -40,8 +42,6 @@ export function isObject(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
 }
 
-const quote = (xs: readonly string[]) => xs.map((x) => `"${x}"`).join(", ");
-
 class Checker {
   readonly problems: string[] = [];
 
@@ -55,8 +55,13 @@ class Checker {
       this.add(path, "must be an object");
       return false;
     }
-    for (const k of Object.keys(value)) if (!allowed.includes(k)) this.add(`${path}.${k}`, "unknown field");
+    for (const k of Object.keys(value)) this.known(path, k, allowed);
     return true;
+  }
+
+  /** flags `key` of the object at `path` when it is not in `allowed` */
+  known(path: string, key: string, allowed: readonly string[]): void {
+    if (!allowed.includes(key)) this.add(`${path}.${key}`, `unknown field${didYouMean(key, allowed)}`);
   }
 
   string(path: string, value: unknown): value is string {
@@ -114,7 +119,7 @@ export function checkConfig(raw: unknown): CheckedConfig {
   }
   if (raw.log !== undefined && c.object("log", raw.log, ["level"])) {
     const level = raw.log.level;
-    if (level !== undefined && !LOG_LEVELS.includes(level as string)) c.add("log.level", `must be one of ${quote(LOG_LEVELS)}`);
+    if (level !== undefined && !LOG_LEVELS.includes(level as string)) c.add("log.level", oneOf(level, LOG_LEVELS));
   }
   if (raw.protocols !== undefined && c.object("protocols", raw.protocols, Object.keys(PROTOCOLS))) {
     for (const [k, v] of Object.entries(raw.protocols)) c.options(`protocols.${k}`, v);
@@ -138,10 +143,9 @@ function checkListeners(c: Checker, value: unknown): { listeners: ListenerEntry[
       if (seen.has(l.name)) c.add(`${p}.name`, `duplicate listener name "${l.name}"`);
       seen.add(l.name);
     }
+    // which names exist depends on the packages loaded: prepare checks them
     if (l.protocol === undefined) c.add(`${p}.protocol`, "is required");
-    else if (typeof l.protocol !== "string" || !Object.hasOwn(PROTOCOLS, l.protocol)) {
-      c.add(`${p}.protocol`, `must be one of ${quote(Object.keys(PROTOCOLS))}`);
-    }
+    else c.string(`${p}.protocol`, l.protocol);
     if (l.host !== undefined) c.string(`${p}.host`, l.host);
     if (l.port === undefined) c.add(`${p}.port`, "is required (an integer 0-65535; 0 picks a free port)");
     else c.integer(`${p}.port`, l.port, 0, 65535);
@@ -213,7 +217,7 @@ function checkRoutes(c: Checker, value: unknown, listeners: ReadonlySet<string>)
       }
     }
     checkTargets(c, `${p}.targets`, r.targets);
-    if (r.lb !== undefined && !LB.includes(r.lb as string)) c.add(`${p}.lb`, `must be one of ${quote(LB)}`);
+    if (r.lb !== undefined && !LB.includes(r.lb as string)) c.add(`${p}.lb`, oneOf(r.lb, LB));
     if (r.priority !== undefined && (typeof r.priority !== "number" || !Number.isFinite(r.priority))) {
       c.add(`${p}.priority`, "must be a number");
     }
@@ -232,10 +236,8 @@ function checkTargets(c: Checker, p: string, targets: unknown): void {
     if (err) c.add(`${p}[${j}]`, err);
     // core ignores keys it does not know: a misspelt one (`rejectUnauthorised`) would do nothing
     if (!isObject(t)) return;
-    for (const k of Object.keys(t)) if (!TARGET_KEYS.includes(k)) c.add(`${p}[${j}].${k}`, "unknown field");
-    if (isObject(t.tls)) {
-      for (const k of Object.keys(t.tls)) if (!TARGET_TLS_KEYS.includes(k)) c.add(`${p}[${j}].tls.${k}`, "unknown field");
-    }
+    for (const k of Object.keys(t)) c.known(`${p}[${j}]`, k, TARGET_KEYS);
+    if (isObject(t.tls)) for (const k of Object.keys(t.tls)) c.known(`${p}[${j}].tls`, k, TARGET_TLS_KEYS);
   });
 }
 

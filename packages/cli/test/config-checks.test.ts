@@ -23,7 +23,7 @@ async function refusedByBoth(file: string, expected: Array<string | RegExp>): Pr
   }
 }
 
-const PROTOCOL_NAMES = '"tcp", "http", "postgres", "mysql", "smtp"';
+const KNOWN = 'known are "tcp", "http", "postgres", "mysql", and those a package in plugins registers';
 
 describe("config checks: listeners", () => {
   afterEach(cleanup);
@@ -34,7 +34,7 @@ describe("config checks: listeners", () => {
       "proto.json",
       JSON.stringify({ listeners: names.map((protocol, i) => ({ name: `l${i}`, protocol, host: "127.0.0.1", port: 0 })) }),
     );
-    await refusedByBoth(file, names.map((_, i) => `listeners[${i}].protocol: must be one of ${PROTOCOL_NAMES}`));
+    await refusedByBoth(file, names.map((name, i) => `listeners[${i}].protocol: unknown protocol "${name}": ${KNOWN}`));
   });
 
   it("reports `sni: ~` (null) as a problem instead of crashing", async () => {
@@ -60,7 +60,7 @@ describe("config checks: listeners", () => {
     const dir = dirname(file);
     await refusedByBoth(file, [
       "listeners[0]: must be an object",
-      'listeners[1].protocol: protocol "smtp" is not available: install @switchyard/protocol-smtp',
+      'listeners[1].protocol: protocol "smtp" is not available yet: no package provides SMTP support (it is planned)',
       `listeners[2].tls.cert: cannot read ${dir}/missing.crt: ENOENT`,
       `listeners[2].tls.key: cannot read ${dir}/missing.key: ENOENT`,
     ]);
@@ -105,7 +105,7 @@ routes:
 `,
     );
     await refusedByBoth(file, [
-      "routes[0].targets[0].tls.rejectUnauthorised: unknown field",
+      'routes[0].targets[0].tls.rejectUnauthorised: unknown field (did you mean "rejectUnauthorized"?)',
       "routes[0].targets[0].weight: unknown field",
     ]);
   });
@@ -113,13 +113,23 @@ routes:
   it("checks the protocols section of a protocol no listener uses (when its package is installed)", async () => {
     const file = tmpFile(
       "protocols.yaml",
-      "listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]\nprotocols: { http: { bogusHttp: 2 }, smtp: { anything: 1 } }\n",
+      "listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]\nprotocols: { http: { bogusHttp: 2 }, postgres: { anything: 1 } }\n",
     );
     await refusedByBoth(file, ['protocols.http: HttpProtocol: unknown option "bogusHttp"']);
     const fine = tmpFile("fine.yaml", "listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]\nprotocols: { http: { headersTimeout: 5000 } }\n");
     const res = await runCli(["check", fine]);
     expect(res.stderr).to.equal("");
     expect(res.code).to.equal(0);
+  });
+
+  it("reports a plugin whose apply throws, as the running proxy would meet it", async () => {
+    const file = tmpFile(
+      "apply.yaml",
+      "listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]\nplugins: [{ use: ./ok.mjs }, { use: ./boom.mjs }]\n",
+    );
+    tmpFile("ok.mjs", `export default class OkPlugin { name = "ok"; apply() {} }\n`, dirname(file));
+    tmpFile("boom.mjs", `export default class BoomPlugin { name = "boom"; apply() { throw new Error("no config for boom"); } }\n`, dirname(file));
+    await refusedByBoth(file, ['plugins[1]: plugin "boom" failed in hook apply: no config for boom']);
   });
 
   it("resolves a relative file: URL plugin from the config file's directory", async () => {
@@ -145,6 +155,19 @@ plugins:
 
 describe("config checks: files", () => {
   afterEach(cleanup);
+
+  it("prints the whole YAML parse error: the message, the offending line and a caret under the column", async () => {
+    const file = tmpFile("broken.yaml", "listeners:\n  - name: a\nprotocol: tcp\n   port: 1\n");
+    for (const mode of ["check", "--config"]) {
+      const res = await runCli([mode, file]);
+      expect(res.code).to.equal(2);
+      expect(problems(res.stderr)).to.deep.equal([
+        `${file}: invalid YAML: Nested mappings are not allowed in compact mappings at line 3, column 11:`,
+        "  protocol: tcp",
+        "            ^",
+      ]);
+    }
+  });
 
   it("accepts JSON and YAML configs that start with a UTF-8 byte-order mark", async () => {
     const json = tmpFile("bom.json", `\uFEFF${JSON.stringify({ listeners: [{ name: "t", protocol: "tcp", host: "127.0.0.1", port: 0 }] })}`);

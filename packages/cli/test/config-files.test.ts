@@ -99,7 +99,7 @@ const INVALID = {
 
 const EXPECTED = [
   "listeners[0].port: must be an integer 0-65535",
-  "listeners[0].prot: unknown field",
+  'listeners[0].prot: unknown field (did you mean "port"?)',
   'listeners[1].name: duplicate listener name "a"',
   'routes[1].listener: no listener named "x"',
   "routes[2].targets: must be a non-empty array",
@@ -141,17 +141,29 @@ describe("switchyard --config (invalid files)", () => {
     }
   }
 
-  it("names a protocol whose package is missing", async () => {
+  it("names a protocol nobody provides, suggesting the closest known one", async () => {
     const file = tmpFile(
       "smtp.yaml",
-      "listeners:\n  - { name: mail, protocol: smtp, port: 2525 }\n  - { name: x, protocol: ftp, port: 21 }\nroutes:\n  - { listener: mail, targets: ['127.0.0.1:25'] }\n",
+      `listeners:
+  - { name: mail, protocol: smtp, port: 2525 }
+  - { name: x, protocol: ftp, port: 21 }
+  - { name: web, protocol: htp, port: 80 }
+  - { name: db, protocol: postgres, port: 5432 }
+routes:
+  - { listener: mail, targets: ['127.0.0.1:25'] }
+`,
     );
-    const res = await runCli(["check", file]);
-    expect(res.code).to.equal(2);
-    expect(problems(res.stderr)).to.deep.equal([
-      'listeners[0].protocol: protocol "smtp" is not available: install @switchyard/protocol-smtp',
-      'listeners[1].protocol: must be one of "tcp", "http", "postgres", "mysql", "smtp"',
-    ]);
+    const known = '"tcp", "http", "postgres", "mysql", and those a package in plugins registers';
+    for (const mode of ["check", "--config"]) {
+      const res = await runCli([mode, file]);
+      expect(res.code).to.equal(2);
+      expect(problems(res.stderr)).to.deep.equal([
+        'listeners[0].protocol: protocol "smtp" is not available yet: no package provides SMTP support (it is planned)',
+        `listeners[1].protocol: unknown protocol "ftp": known are ${known}`,
+        `listeners[2].protocol: unknown protocol "htp" (did you mean "http"?): known are ${known}`,
+        'listeners[3].protocol: protocol "postgres" comes from @switchyard/protocol-tcp, which is not installed next to the config or the command',
+      ]);
+    }
   });
 
   it("flags unknown top-level, match and plugin fields and bad types", async () => {
@@ -162,25 +174,25 @@ describe("switchyard --config (invalid files)", () => {
         listeners: [{ name: "", protocol: "tcp", port: "80", maxConnections: 0, timeouts: { idle: -1, nap: 1 } }],
         routes: [{ targets: ["127.0.0.1:1"], match: { hots: "x", clientIp: ["10.0.0.0/8", "10.0.0.0/40"] }, priority: "high" }],
         plugins: [{ use: "" }, { uses: "x" }],
-        log: { level: "loud" },
+        log: { level: "inf" },
       }),
     );
     const res = await runCli(["check", file]);
     expect(res.code).to.equal(2);
     expect(problems(res.stderr)).to.deep.equal([
-      "config.listener: unknown field",
+      'config.listener: unknown field (did you mean "listeners"?)',
       "listeners[0].maxConnections: must be a positive integer",
       "listeners[0].name: must be a non-empty string",
       "listeners[0].port: must be an integer 0-65535",
       "listeners[0].timeouts.idle: must be a non-negative integer (milliseconds)",
       "listeners[0].timeouts.nap: unknown field",
       'routes[0].match.clientIp[1]: "10.0.0.0/40": prefix length must be 0-32',
-      "routes[0].match.hots: unknown field",
+      'routes[0].match.hots: unknown field (did you mean "host"?)',
       "routes[0].priority: must be a number",
       "plugins[0].use: must be a non-empty string",
       "plugins[1].use: must be a non-empty string",
-      "plugins[1].uses: unknown field",
-      'log.level: must be one of "debug", "info", "warn", "error", "silent"',
+      'plugins[1].uses: unknown field (did you mean "use"?)',
+      'log.level: must be one of "debug", "info", "warn", "error", "silent" (did you mean "info"?)',
     ]);
   });
 
@@ -298,7 +310,7 @@ describe("plugins in config files", () => {
     expect(problems(res.stderr)).to.deep.equal([
       `plugins[0].use: cannot resolve "./missing.mjs": no such file ${dir}/missing.mjs`,
       `plugins[1].use: cannot resolve "no-such-package-xyz" from ${dir}`,
-      'plugins[2].use: "./none.mjs" exports no plugin class (default-export a class, or export one class named *Plugin)',
+      'plugins[2].use: "./none.mjs" exports no plugin class (default-export a class, or export one class named *Plugin or *Protocol)',
       'plugins[3].use: "./two.mjs" exports several plugin classes (APlugin, BPlugin): default-export the one to use',
       "plugins[4].options: n must be >= 0",
     ]);

@@ -13,6 +13,13 @@ describe("examples/config", () => {
     expect(files.map((f) => f.split(".")[1]).sort()).to.deep.equal(["json", "mjs", "yaml"]);
   });
 
+  it("examples/protocol-banner/switchyard.yaml passes switchyard check (its package resolved from its directory)", async () => {
+    const res = await runCli(["check", fileURLToPath(new URL("../../../examples/protocol-banner/switchyard.yaml", import.meta.url))]);
+    expect(res.stderr).to.equal("");
+    expect(res.stdout).to.equal("ok\n");
+    expect(res.code).to.equal(0);
+  });
+
   for (const file of files) {
     it(`${file} passes switchyard check`, async () => {
       const res = await runCli(["check", dir + file]);

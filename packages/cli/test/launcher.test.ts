@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { BIN, cleanup, startCli, tmpFile } from "./helpers.js";
@@ -58,6 +58,19 @@ describe("the switchyard launcher (bin/switchyard)", function () {
 
   it("adds nothing with SWITCHYARD_MALLOC_TUNING=off", async () => {
     expect(await tunablesSeen({ ...envWithout("GLIBC_TUNABLES"), SWITCHYARD_MALLOC_TUNING: "off" })).to.equal(undefined);
+  });
+
+  it("says to build first when dist/bin.js is missing (a checkout never built)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-unbuilt-"));
+    try {
+      mkdirSync(join(dir, "bin"));
+      copyFileSync(BIN, join(dir, "bin", "switchyard"));
+      const cli = startCli(["--version"], { bin: join(dir, "bin", "switchyard") });
+      expect(await cli.exited).to.equal(1);
+      expect(cli.stderr()).to.equal(`switchyard: ${dir}/bin/../dist/bin.js does not exist: run \`pnpm build\` in the Switchyard checkout first\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("finds dist/bin.js when run through a chain of symlinks (npm's global bin)", async () => {

@@ -51,9 +51,26 @@ describe("validateConfig", () => {
     ]);
   });
 
-  it("has a package for every protocol but tcp", () => {
-    expect(Object.keys(PROTOCOLS)).to.deep.equal(["tcp", "http", "postgres", "mysql", "smtp"]);
+  it("loads a package of this project for every built-in protocol but tcp, and none for protocols without one", () => {
+    expect(Object.keys(PROTOCOLS)).to.deep.equal(["tcp", "http", "postgres", "mysql"]);
     expect(PROTOCOLS.tcp).to.equal(null);
-    expect(PROTOCOLS.smtp).to.deep.equal({ package: "@switchyard/protocol-smtp", export: "SmtpProtocol" });
+    expect(PROTOCOLS.http).to.deep.equal({ package: "@switchyard/protocol-http", export: "HttpProtocol" });
+  });
+
+  it("suggests the closest name for unknown fields and values, but not for any short name", () => {
+    const { problems } = validateConfig({
+      listeners: [{ name: "a", protocl: "tcp", port: 1, tls: { cert: "c", key: "k", rejectUnauthorised: false, pem: 1 } }],
+      routes: [{ targets: ["h:1"], lb: "round-robbin", match: { hots: "x" } }],
+      log: { level: "warning" },
+    });
+    expect(problems).to.deep.equal([
+      'listeners[0].protocl: unknown field (did you mean "protocol"?)',
+      "listeners[0].protocol: is required",
+      'listeners[0].tls.rejectUnauthorised: unknown field (did you mean "rejectUnauthorized"?)',
+      "listeners[0].tls.pem: unknown field",
+      'routes[0].match.hots: unknown field (did you mean "host"?)',
+      'routes[0].lb: must be one of "round-robin", "least-connections", "random" (did you mean "round-robin"?)',
+      'log.level: must be one of "debug", "info", "warn", "error", "silent"',
+    ]);
   });
 });

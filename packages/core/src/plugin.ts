@@ -56,6 +56,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger whose lines also carry `bindings`; a plugin takes `proxy.logger.child?.({ plugin: name }) ?? proxy.logger`. */
+  child?(bindings: Record<string, unknown>): Logger;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";

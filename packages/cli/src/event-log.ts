@@ -1,0 +1,106 @@
+/**
+ * The command's log lines for the proxy's report-only events: `connection.open`,
+ * `connection.close` and the access log (`<protocol>.request`, e.g. `http.request`: one line per
+ * finished request) at info, `upstream.error` at warn.
+ *
+ * An event is listened to only while its level is enabled, and the wiring follows level changes
+ * (a reload): with `log.level: warn` the proxy has no `requestComplete` listener, so a protocol
+ * checking `listenerCount` does not even build the record.
+ */
+import { formatTarget, type ConnectionInfo, type Proxy, type ProxyEvents, type RequestRecord } from "@switchyard/core";
+import type { CommandLogger } from "./logger.js";
+
+/** `host:port`, with an IPv6 host in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+const client = (c: ConnectionInfo) => hostPort(c.clientIp, c.clientPort);
+
+type Wiring = { [E in keyof ProxyEvents]: { event: E; level: "info" | "warn"; listener: ProxyEvents[E] } }[keyof ProxyEvents];
+
+function wirings(log: CommandLogger): Wiring[] {
+  return [
+    {
+      event: "connectionOpen",
+      level: "info",
+      listener: (c) => log.info("connection.open", { id: c.id, listener: c.listener, protocol: c.protocol, client: client(c), tls: c.tls }),
+    },
+    {
+      event: "connectionClose",
+      level: "info",
+      listener: (c, info) =>
+        log.info("connection.close", {
+          id: c.id,
+          listener: c.listener,
+          protocol: c.protocol,
+          client: client(c),
+          reason: info.reason,
+          bytesIn: info.bytesIn,
+          bytesOut: info.bytesOut,
+          durationMs: info.durationMs,
+          route: info.route ?? null,
+          target: info.target ?? null,
+          ...(info.error ? { error: info.error.message } : {}),
+        }),
+    },
+    { event: "requestComplete", level: "info", listener: (r) => log.info(`${r.protocol}.request`, requestFields(r)) },
+    {
+      event: "upstreamError",
+      level: "warn",
+      listener: ({ connection, target, error }) =>
+        log.warn("upstream.error", {
+          id: connection.id,
+          listener: connection.listener,
+          target: formatTarget(target),
+          code: error.code,
+          error: error.message,
+        }),
+    },
+  ];
+}
+
+/** The access-log line's fields: the record's, with null for what is absent (the key is always there). */
+function requestFields(r: RequestRecord): Record<string, unknown> {
+  return {
+    id: r.id,
+    connectionId: r.connectionId,
+    listener: r.listener,
+    protocol: r.protocol,
+    route: r.route ?? null,
+    target: r.target ?? null,
+    clientIp: r.clientIp,
+    method: r.method,
+    path: r.path,
+    status: r.status,
+    durationMs: r.durationMs,
+    upstreamTtfbMs: r.upstreamTtfbMs ?? null,
+    bytesIn: r.bytesIn,
+    bytesOut: r.bytesOut,
+    attempts: r.attempts,
+    error: r.error ?? null,
+  };
+}
+
+/** Listens to the events whose level `log` writes, now and after every level change. */
+export function logEvents(proxy: Proxy, log: CommandLogger): void {
+  const all = wirings(log);
+  const on = new Set<Wiring>();
+  const sync = () => {
+    for (const w of all) {
+      const want = log.isEnabled(w.level);
+      if (want === on.has(w)) continue;
+      // eventemitter3's typing cannot follow the union; each wiring pairs an event with its own listener type
+      const emitter = proxy.events as unknown as { on(e: string, l: unknown): void; off(e: string, l: unknown): void };
+      if (want) {
+        emitter.on(w.event, w.listener);
+        on.add(w);
+      } else {
+        emitter.off(w.event, w.listener);
+        on.delete(w);
+      }
+    }
+  };
+  sync();
+  log.onLevelChange(sync);
+}
