@@ -42,7 +42,7 @@ export function connect(ex: Exchange): void {
   }
   ex.conn.target = target;
   ex.reused = false;
-  const pool = ex.runtime.pools.get(target, ex.ropts!.pool);
+  const pool = ex.runtime.pools.get(target, ex.ropts!.pool, ex.route!.dynamic);
   let ps: PooledSocket | undefined;
   try {
     ps = pool.acquire(ex, ex.forceFresh);
@@ -56,7 +56,10 @@ export function dialNew(ex: Exchange): Promise<Socket> {
   const target = ex.target!;
   // half-open capable: a tunnel (after a 101) must keep carrying client bytes after the
   // upstream's FIN; pooled HTTP use destroys the socket on any 'end' (pool.ts, upstreamLost)
-  if (ex.route!.dynamic) return ex.runtime.proxy.dial(ex.conn, target, true, { allowHalfOpen: true, onread: UPSTREAM_ONREAD });
+  // a pooled socket is the pool's, not the dialing connection's: other clients lease it too
+  if (ex.route!.dynamic) {
+    return ex.runtime.proxy.dial(ex.conn, target, true, { allowHalfOpen: true, onread: UPSTREAM_ONREAD, pooled: true, timeoutMs: ex.ropts!.connectTimeout });
+  }
   return dial(target, { timeoutMs: ex.ropts!.connectTimeout, allowHalfOpen: true, onread: UPSTREAM_ONREAD });
 }
 

@@ -381,7 +381,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     if (this.requestTimer !== undefined) clearTimeout(this.requestTimer);
     if (this.continueTimer !== undefined) clearTimeout(this.continueTimer);
-    if (this.target !== undefined && this.ropts !== undefined) this.runtime.pools.get(this.target, this.ropts.pool).cancel(this);
+    if (this.target !== undefined && this.ropts !== undefined) this.runtime.pools.get(this.target, this.ropts.pool, this.route!.dynamic).cancel(this);
     this.dropUpstream();
     this.bodyStream?.destroy();
     this.resStream?.destroy();
