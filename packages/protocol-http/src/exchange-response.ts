@@ -16,6 +16,7 @@ import {
   BODY_NONE,
   lastChunk,
   serializeResponseHead,
+  type BodyKind,
   type ResponseFacts,
   type Headers,
 } from "./head.js";
@@ -34,7 +35,7 @@ const QUEUE_HIGH_WATER = 64 * 1024;
 const CLIENT_HIGH_WATER = 128 * 1024;
 const CRLF = "\r\n";
 
-export function onResponseHead(ex: Exchange, h: RawHead): boolean {
+export function onResponseHead(ex: Exchange, h: RawHead): BodyKind {
   const status = h.statusCode;
   if (status < 200) {
     if (status === 101) {
@@ -42,7 +43,7 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
       ex.upgrading = true;
       ex.resHead = h;
       ex.up!.framer.stop = true;
-      return true;
+      return BODY_NONE;
     }
     ex.interim = true;
     const relay100 = status !== 100 || (ex.facts.expectContinue && !ex.answered100);
@@ -53,7 +54,7 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
         "latin1",
       );
     }
-    return true;
+    return BODY_NONE;
   }
   const rf = analyzeResponse(h, ex.method);
   ex.rf = rf;
@@ -62,10 +63,10 @@ export function onResponseHead(ex: Exchange, h: RawHead): boolean {
   ex.session.deadline.set(ex.ropts!.bodyTimeout, T_BODY);
   if (ex.runtime.proxy.hooks.onUpstreamResponse.isUsed()) {
     runResponseHook(ex, h, rf);
-    return rf.bodyKind === BODY_NONE;
+    return rf.bodyKind;
   }
   ex.writeResponseHead(status, h.statusMessage, h.headers, rf, "");
-  return rf.bodyKind === BODY_NONE;
+  return rf.bodyKind;
 }
 
 export function writeResponseHead(ex: Exchange, status: number, message: string | undefined, headers: Headers, rf: ResponseFacts, extra: string): void {

@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import { dial } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
+import type { BodyKind } from "./head.js";
 import type { Exchange } from "./exchange.js";
 import { Framer, type FramerHandler, type FramerLimits, type RawHead } from "./internal/parser.js";
 import { ownBytes, UPSTREAM_ONREAD, type PooledSocket } from "./pool.js";
@@ -20,7 +21,7 @@ export class UpstreamState implements FramerHandler {
   constructor() {
     this.framer = new Framer("response", this, RESPONSE_LIMITS);
   }
-  onHead(head: RawHead): boolean {
+  onHead(head: RawHead): BodyKind {
     return this.ex!.onResponseHead(head);
   }
   onBody(chunk: Buffer): void {

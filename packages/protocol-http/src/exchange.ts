@@ -30,6 +30,7 @@ import {
   BODY_NONE,
   lastChunk,
   type RequestFacts,
+  type BodyKind,
   type ResponseFacts,
   type Headers,
 } from "./head.js";
@@ -263,7 +264,7 @@ export class Exchange implements PoolWaiter, SocketOwner, ResponseSink {
     return openResponseStream(this);
   }
 
-  onResponseHead(h: RawHead): boolean {
+  onResponseHead(h: RawHead): BodyKind {
     return response.onResponseHead(this, h);
   }
 

@@ -5,6 +5,7 @@
  * more than DRAIN_LIMIT bytes, a close-delimited body, a parse error, the upstream closing, or
  * no byte for the route's bodyTimeout (DRAIN_IDLE when that is disabled).
  */
+import type { BodyKind } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import type { PooledSocket, SocketOwner } from "./pool.js";
 
@@ -16,7 +17,7 @@ const DRAIN_IDLE = 5000;
 /** What an upstream socket's response framer reports to (an exchange, or a drain). */
 export interface ResponseSink {
   resTrailers: string[] | undefined;
-  onResponseHead(head: RawHead): boolean;
+  onResponseHead(head: RawHead): BodyKind;
   onResponseBody(chunk: Buffer): void;
   onResponseComplete(): void;
 }
@@ -72,7 +73,7 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
 
   onUpstreamDrain(): void {}
 
-  onResponseHead(): boolean {
+  onResponseHead(): BodyKind {
     throw new Error("response head while draining a body");
   }
 

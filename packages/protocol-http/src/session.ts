@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { onSocketEnd, type Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
 import { Exchange } from "./exchange.js";
-import { analyzeRequest } from "./head.js";
+import { analyzeRequest, type BodyKind } from "./head.js";
 import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
 import type { Framer, FramerHandler, RawHead } from "./internal/parser.js";
@@ -149,7 +149,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     }
   }
 
-  onHead(head: RawHead): boolean {
+  onHead(head: RawHead): BodyKind {
     this.#awaitingHead = false;
     if (this.requests === 0) this.conn.clearTimer("handshake");
     this.deadline.clear();
@@ -160,7 +160,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     const ex = new Exchange(this, head, facts);
     this.exchange = ex;
     ex.start();
-    return false;
+    return facts.bodyKind;
   }
 
   onBody(chunk: Buffer): void {
