@@ -16,6 +16,9 @@ import type { ResolvedListenerOptions } from "./options.js";
 import type { ProtocolRuntime } from "./runtime.js";
 
 
+/** How long an idle keep-alive session waits for a request already on its way once the proxy drains. */
+const DRAIN_GRACE_MS = 1000;
+
 // Client socket events go to shared handlers (no closures per connection): they find their
 // session through one symbol property on the socket, like core's relay does.
 const kSession = Symbol("switchyard.http.session");
@@ -241,11 +244,21 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.closeGracefully();
   }
 
-  /** @internal the proxy is closing gracefully */
+  /**
+   * @internal the proxy is closing gracefully. A busy session answers its current request with
+   * `Connection: close`. An idle one cannot tell its client to stop (HTTP/1.1 has no such
+   * message): the client may have sent its next request already, and a FIN now would drop it.
+   * So it waits up to DRAIN_GRACE_MS (at most its keep-alive timeout) for a request on its way,
+   * answers it with `Connection: close`, and closes when none came.
+   */
   drain(): void {
-    if (this.#tunnel) return;
-    if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
-    else this.closing = true;
+    if (this.#tunnel || this.ended) return;
+    this.closing = true;
+    if (this.exchange !== undefined || !this.#framerIdle || this.#pending !== undefined) return;
+    const keepAlive = this.opts.keepAliveTimeout;
+    // a byte that arrives re-arms the head deadline (onData): a request in progress is not cut
+    this.#awaitingHead = false;
+    this.deadline.set(keepAlive > 0 && keepAlive < DRAIN_GRACE_MS ? keepAlive : DRAIN_GRACE_MS, T_KEEPALIVE);
   }
 
   /** @internal the deadline expired */
@@ -257,7 +270,7 @@ export class Session implements FramerHandler, DeadlineOwner {
       return this.#reject(408, "request head not received in time");
     }
     if (kind === T_KEEPALIVE) {
-      if (this.exchange === undefined) this.closeGracefully();
+      if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
       return;
     }
     this.exchange?.onTimeout(kind);
