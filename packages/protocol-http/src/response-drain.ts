@@ -14,22 +14,21 @@ export const DRAIN_LIMIT = 64 * 1024;
 /** Idle limit of a drain when the route disabled bodyTimeout. */
 const DRAIN_IDLE = 5000;
 
-/** What an upstream socket's response framer reports to (an exchange, or a drain). */
+/** What an upstream socket's response framer reports to (an exchange's attempt, or a drain). */
 export interface ResponseSink {
-  resTrailers: string[] | undefined;
   onResponseHead(head: RawHead): BodyKind;
   onResponseBody(chunk: Buffer): void;
+  onResponseTrailers(trailers: string[]): void;
   onResponseComplete(): void;
 }
 
-/** The per-socket framer state (exchange.ts's UpstreamState). */
+/** The per-socket framer state (attempt.ts's UpstreamState). */
 export interface UpstreamFraming {
   readonly framer: { execute(chunk: Buffer): number; stop: boolean };
-  ex: ResponseSink | undefined;
+  sink: ResponseSink | undefined;
 }
 
 export class ResponseDrain implements SocketOwner, ResponseSink {
-  resTrailers: string[] | undefined;
   readonly #ps: PooledSocket;
   readonly #up: UpstreamFraming;
   readonly #proxy: { readonly closing: boolean };
@@ -47,7 +46,7 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
     this.#proxy = proxy;
     this.#budget = DRAIN_LIMIT - held;
     ps.owner = this;
-    up.ex = this;
+    up.sink = this;
     // background work nobody waits for: it never keeps the process alive
     ps.socket.unref();
     ps.socket.resume();
@@ -82,6 +81,8 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
     if (this.#budget < 0) this.#up.framer.stop = true;
   }
 
+  onResponseTrailers(): void {}
+
   onResponseComplete(): void {
     this.#complete = true;
     this.#up.framer.stop = true;
@@ -103,6 +104,6 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
   #done(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#up.ex = undefined;
+    this.#up.sink = undefined;
   }
 }

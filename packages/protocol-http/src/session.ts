@@ -7,7 +7,7 @@
 import type { Socket } from "node:net";
 import { onSocketEnd, type Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
-import { Exchange } from "./exchange.js";
+import { Exchange, type ExchangeSession } from "./exchange.js";
 import { analyzeRequest, type BodyKind } from "./head.js";
 import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
@@ -48,8 +48,8 @@ function onConnectionDrain(conn: Connection): void {
   (conn.socket as SessionSocket)[kSession].drain();
 }
 
-export class Session implements FramerHandler, DeadlineOwner {
-  /** the client socket is corked until the event loop's check phase (exchange-upstream.ts) */
+export class Session implements FramerHandler, DeadlineOwner, ExchangeSession {
+  /** the client socket is corked until the event loop's check phase (attempt.ts) */
   corkedUntilCheck = false;
   readonly conn: Connection;
   readonly socket: Socket;
@@ -96,6 +96,11 @@ export class Session implements FramerHandler, DeadlineOwner {
   /** keep-alive still possible after the current exchange */
   get keepAlive(): boolean {
     return !this.closing && !this.conn.draining && !this.clientEnded;
+  }
+
+  /** No further request is read: the connection closes after the current exchange. */
+  stopReading(): void {
+    this.closing = true;
   }
 
   /** @internal the client socket closed */
