@@ -84,8 +84,6 @@ export interface AttemptOwner {
 }
 
 export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
-  /** 1 for the first attempt of an exchange */
-  readonly n: number;
   readonly target: Target;
   readonly #owner: AttemptOwner;
   readonly #pool: TargetPool;
@@ -123,7 +121,6 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
 
   constructor(
     owner: AttemptOwner,
-    n: number,
     target: Target,
     pool: TargetPool,
     proxy: { readonly closing: boolean },
@@ -133,7 +130,6 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
   ) {
     this.#timed = timed;
     this.#owner = owner;
-    this.n = n;
     this.target = target;
     this.#pool = pool;
     this.#proxy = proxy;

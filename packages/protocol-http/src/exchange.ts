@@ -287,7 +287,7 @@ export class Exchange implements AttemptOwner {
     this.#conn.target = target;
     const runtime = this.#runtime;
     const pool = runtime.pools.get(target, this.#ropts!.pool, this.#route!.dynamic);
-    const a = new Attempt(this, this.#attempt, target, pool, runtime.proxy, this.#method, this.#facts.upgrade, this.#startedAt !== 0);
+    const a = new Attempt(this, target, pool, runtime.proxy, this.#method, this.#facts.upgrade, this.#startedAt !== 0);
     this.#a = a;
     this.#tries++;
     a.acquire(this.#forceFresh);
