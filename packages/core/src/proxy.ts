@@ -453,17 +453,25 @@ export class Proxy {
 
   /**
    * Dials a target for a connection: connect timeout from its listener, aborted with the
-   * connection, SSRF guard when the route is dynamic.
+   * connection, SSRF guard when the route is dynamic. With `pooled`, the socket is for a
+   * keep-alive pool that lends it to other connections too: it is not the connection's
+   * (`conn.upstream` is left alone and the connection's end does not destroy it), and
+   * `timeoutMs` may give the dial its own deadline.
    */
-  dial(conn: Connection, target: Target, dynamic: boolean, options: Pick<DialOptions, "allowHalfOpen" | "onread"> = {}): Promise<Socket> {
+  dial(
+    conn: Connection,
+    target: Target,
+    dynamic: boolean,
+    options: Pick<DialOptions, "allowHalfOpen" | "onread"> & { pooled?: boolean; timeoutMs?: number } = {},
+  ): Promise<Socket> {
     const guard = dynamic && !this.#ssrfDisabled ? { allow: this.#ssrfAllow } : false;
     return dial(target, {
-      timeoutMs: this.timeoutsFor(conn).connect,
+      timeoutMs: options.timeoutMs ?? this.timeoutsFor(conn).connect,
       guard,
       allowHalfOpen: options.allowHalfOpen,
       onread: options.onread,
       // the connection owns the socket from the start: destroying the connection ends the dial
-      onSocket: (socket) => {
+      onSocket: options.pooled === true ? undefined : (socket) => {
         if (conn.destroyed) socket.destroy();
         else conn.upstream = socket;
       },

@@ -316,36 +316,44 @@ export function targetKey(t: Target): string {
   return k;
 }
 
-/** Every target pool of one proxy. */
+/**
+ * Every target pool of one proxy. Sockets dialled through the SSRF guard (targets of dynamic
+ * routes) and sockets dialled without it (the operator's static targets) never share a pool,
+ * even to the same address: the guard's verdict is part of the pool's identity, so a guarded
+ * route can never be lent a socket the guard did not pass.
+ */
 export class PoolSet {
   readonly #pools = new Map<string, TargetPool>();
+  readonly #guarded = new Map<string, TargetPool>();
   #closed = false;
 
-  get(target: Target, options: ResolvedPool): TargetPool {
+  get(target: Target, options: ResolvedPool, guarded: boolean): TargetPool {
     const key = targetKey(target);
-    let p = this.#pools.get(key);
+    const pools = guarded ? this.#guarded : this.#pools;
+    let p = pools.get(key);
     if (p === undefined) {
       p = new TargetPool(target, options);
       if (this.#closed) p.close();
-      this.#pools.set(key, p);
+      pools.set(key, p);
     }
     return p;
   }
 
   get size(): number {
-    return this.#pools.size;
+    return this.#pools.size + this.#guarded.size;
   }
 
-  pools(): IterableIterator<TargetPool> {
-    return this.#pools.values();
+  *pools(): IterableIterator<TargetPool> {
+    yield* this.#pools.values();
+    yield* this.#guarded.values();
   }
 
   closeIdle(): void {
-    for (const p of this.#pools.values()) p.closeIdle();
+    for (const p of this.pools()) p.closeIdle();
   }
 
   close(): void {
     this.#closed = true;
-    for (const p of this.#pools.values()) p.close();
+    for (const p of this.pools()) p.close();
   }
 }

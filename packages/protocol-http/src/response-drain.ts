@@ -5,6 +5,7 @@
  * more than DRAIN_LIMIT bytes, a close-delimited body, a parse error, the upstream closing, or
  * no byte for the route's bodyTimeout (DRAIN_IDLE when that is disabled).
  */
+import type { BodyKind } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import type { PooledSocket, SocketOwner } from "./pool.js";
 
@@ -13,22 +14,21 @@ export const DRAIN_LIMIT = 64 * 1024;
 /** Idle limit of a drain when the route disabled bodyTimeout. */
 const DRAIN_IDLE = 5000;
 
-/** What an upstream socket's response framer reports to (an exchange, or a drain). */
+/** What an upstream socket's response framer reports to (an exchange's attempt, or a drain). */
 export interface ResponseSink {
-  resTrailers: string[] | undefined;
-  onResponseHead(head: RawHead): boolean;
+  onResponseHead(head: RawHead): BodyKind;
   onResponseBody(chunk: Buffer): void;
+  onResponseTrailers(trailers: string[]): void;
   onResponseComplete(): void;
 }
 
-/** The per-socket framer state (exchange.ts's UpstreamState). */
+/** The per-socket framer state (attempt.ts's UpstreamState). */
 export interface UpstreamFraming {
   readonly framer: { execute(chunk: Buffer): number; stop: boolean };
-  ex: ResponseSink | undefined;
+  sink: ResponseSink | undefined;
 }
 
 export class ResponseDrain implements SocketOwner, ResponseSink {
-  resTrailers: string[] | undefined;
   readonly #ps: PooledSocket;
   readonly #up: UpstreamFraming;
   readonly #proxy: { readonly closing: boolean };
@@ -46,7 +46,7 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
     this.#proxy = proxy;
     this.#budget = DRAIN_LIMIT - held;
     ps.owner = this;
-    up.ex = this;
+    up.sink = this;
     // background work nobody waits for: it never keeps the process alive
     ps.socket.unref();
     ps.socket.resume();
@@ -72,7 +72,7 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
 
   onUpstreamDrain(): void {}
 
-  onResponseHead(): boolean {
+  onResponseHead(): BodyKind {
     throw new Error("response head while draining a body");
   }
 
@@ -80,6 +80,8 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
     this.#budget -= chunk.length;
     if (this.#budget < 0) this.#up.framer.stop = true;
   }
+
+  onResponseTrailers(): void {}
 
   onResponseComplete(): void {
     this.#complete = true;
@@ -102,6 +104,6 @@ export class ResponseDrain implements SocketOwner, ResponseSink {
   #done(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#up.ex = undefined;
+    this.#up.sink = undefined;
   }
 }

@@ -7,14 +7,17 @@
 import type { Socket } from "node:net";
 import { onSocketEnd, type Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
-import { Exchange } from "./exchange.js";
-import { analyzeRequest } from "./head.js";
+import { Exchange, type ExchangeSession } from "./exchange.js";
+import { analyzeRequest, type BodyKind } from "./head.js";
 import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
 import type { Framer, FramerHandler, RawHead } from "./internal/parser.js";
 import type { ResolvedListenerOptions } from "./options.js";
 import type { ProtocolRuntime } from "./runtime.js";
 
+
+/** How long an idle keep-alive session waits for a request already on its way once the proxy drains. */
+const DRAIN_GRACE_MS = 1000;
 
 // Client socket events go to shared handlers (no closures per connection): they find their
 // session through one symbol property on the socket, like core's relay does.
@@ -45,8 +48,8 @@ function onConnectionDrain(conn: Connection): void {
   (conn.socket as SessionSocket)[kSession].drain();
 }
 
-export class Session implements FramerHandler, DeadlineOwner {
-  /** the client socket is corked until the event loop's check phase (exchange-upstream.ts) */
+export class Session implements FramerHandler, DeadlineOwner, ExchangeSession {
+  /** the client socket is corked until the event loop's check phase (attempt.ts) */
   corkedUntilCheck = false;
   readonly conn: Connection;
   readonly socket: Socket;
@@ -93,6 +96,11 @@ export class Session implements FramerHandler, DeadlineOwner {
   /** keep-alive still possible after the current exchange */
   get keepAlive(): boolean {
     return !this.closing && !this.conn.draining && !this.clientEnded;
+  }
+
+  /** No further request is read: the connection closes after the current exchange. */
+  stopReading(): void {
+    this.closing = true;
   }
 
   /** @internal the client socket closed */
@@ -149,7 +157,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     }
   }
 
-  onHead(head: RawHead): boolean {
+  onHead(head: RawHead): BodyKind {
     this.#awaitingHead = false;
     if (this.requests === 0) this.conn.clearTimer("handshake");
     this.deadline.clear();
@@ -160,7 +168,7 @@ export class Session implements FramerHandler, DeadlineOwner {
     const ex = new Exchange(this, head, facts);
     this.exchange = ex;
     ex.start();
-    return false;
+    return facts.bodyKind;
   }
 
   onBody(chunk: Buffer): void {
@@ -241,11 +249,21 @@ export class Session implements FramerHandler, DeadlineOwner {
     this.closeGracefully();
   }
 
-  /** @internal the proxy is closing gracefully */
+  /**
+   * @internal the proxy is closing gracefully. A busy session answers its current request with
+   * `Connection: close`. An idle one cannot tell its client to stop (HTTP/1.1 has no such
+   * message): the client may have sent its next request already, and a FIN now would drop it.
+   * So it waits up to DRAIN_GRACE_MS (at most its keep-alive timeout) for a request on its way,
+   * answers it with `Connection: close`, and closes when none came.
+   */
   drain(): void {
-    if (this.#tunnel) return;
-    if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
-    else this.closing = true;
+    if (this.#tunnel || this.ended) return;
+    this.closing = true;
+    if (this.exchange !== undefined || !this.#framerIdle || this.#pending !== undefined) return;
+    const keepAlive = this.opts.keepAliveTimeout;
+    // a byte that arrives re-arms the head deadline (onData): a request in progress is not cut
+    this.#awaitingHead = false;
+    this.deadline.set(keepAlive > 0 && keepAlive < DRAIN_GRACE_MS ? keepAlive : DRAIN_GRACE_MS, T_KEEPALIVE);
   }
 
   /** @internal the deadline expired */
@@ -257,7 +275,7 @@ export class Session implements FramerHandler, DeadlineOwner {
       return this.#reject(408, "request head not received in time");
     }
     if (kind === T_KEEPALIVE) {
-      if (this.exchange === undefined) this.closeGracefully();
+      if (this.exchange === undefined && this.#framerIdle && this.#pending === undefined) this.closeGracefully();
       return;
     }
     this.exchange?.onTimeout(kind);

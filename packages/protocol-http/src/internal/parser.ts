@@ -6,7 +6,7 @@
  */
 import httpParserJs from "http-parser-js";
 import { HttpParseError } from "../errors-response.js";
-import { bodilessStatus } from "../head.js";
+import { bodilessStatus, BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type BodyKind } from "../head.js";
 
 /** The internals of http-parser-js's HTTPParser we rely on (it ships no such types). */
 interface ParserCore {
@@ -54,9 +54,14 @@ export interface RawHead {
   shouldKeepAlive: boolean;
 }
 
-/** What a framer reports; `onHead` returns true to skip the body (HEAD responses, 204, 304). */
+/**
+ * What a framer reports. `onHead` returns how the body that follows is delimited (the
+ * handler's analysis of the head, `analyzeRequest` / `analyzeResponse`): the framer reads the
+ * body exactly that way, so one decision frames both what is read and what is sent on.
+ * BODY_NONE skips the body (HEAD responses, 204, 304, interim responses).
+ */
 export interface FramerHandler {
-  onHead(head: RawHead): boolean;
+  onHead(head: RawHead): BodyKind;
   onBody(chunk: Buffer): void;
   onTrailers(trailers: string[]): void;
   onComplete(): void;
@@ -396,16 +401,25 @@ export class Framer extends HTTPParser {
       upgrade,
       shouldKeepAlive: keepAlive,
     };
-    // http-parser-js treats `+value` as the length and lets both CL and TE through: the
-    // handler validates framing (and throws HttpParseError) before we rely on body_bytes
-    const skip = this.#handler.onHead(head);
+    // http-parser-js guesses framing on its own (chunked only for a Transfer-Encoding of exactly
+    // "chunked", `+value` as the length): the handler's analysis, which validated the head and
+    // threw HttpParseError for a bad one, decides instead
+    const kind = this.#handler.onHead(head);
     if (request && upgrade) {
       this.stop = true;
       return 1;
     }
     if (!request && (bodilessStatus(status) || this.#method === "HEAD")) return 1;
-    if (skip) return 1;
-    if (!request && this.body_bytes === null && !this.isChunked) return 0; // close-delimited
+    if (kind === BODY_NONE) return 1;
+    if (kind === BODY_CHUNKED) {
+      this.isChunked = true;
+      this.body_bytes = null;
+    } else {
+      this.isChunked = false;
+      // BODY_LENGTH: the Content-Length http-parser-js read (the analysis checked it is one
+      // valid number); BODY_CLOSE: read until the connection ends
+      if (kind !== BODY_LENGTH) this.body_bytes = null;
+    }
     return 0;
   }
 }
