@@ -7,3 +7,6 @@ export {
   MAX_STARTUP_PACKET,
   type FirstPacket,
 } from "./postgres-wire.js";
+export { MysqlProtocol, type MysqlOptions } from "./mysql-protocol.js";
+export { MysqlError } from "./mysql-session.js";
+export { Cap as MysqlCapability, DEFAULT_CAPABILITIES, parseHandshakeResponse, parseGreeting, type HandshakeResponse } from "./mysql-wire.js";
