@@ -249,7 +249,11 @@ export class MysqlSession {
         return this.#refuseCleartext(plugin);
       }
       const seq = (packet.seq + toClient) & 0xff;
-      if (kind === AuthPacket.OK || kind === AuthPacket.ERR) {
+      if (kind === AuthPacket.ERR) {
+        // authentication failed: the session is over whether or not the backend closes
+        return this.#finish(buildPacket(seq, packet.payload), "upstream-closed");
+      }
+      if (kind === AuthPacket.OK) {
         // the client speaks again only after this packet: stop reading it before it is sent
         this.#over = true;
         const leftover = this.#reader.detach();

@@ -202,8 +202,8 @@ export class PostgresSession {
 
   /**
    * Relays the authentication exchange: client bytes go to the backend as they come, backend
-   * messages are read one by one (BackendKeyData replaced) until ReadyForQuery or an
-   * ErrorResponse, then both sockets go to the relay.
+   * messages are read one by one (BackendKeyData replaced) until ReadyForQuery, then both
+   * sockets go to the relay. An ErrorResponse (FATAL) is passed on and ends the session.
    */
   async #backendStartup(upstream: Socket, match: RouteMatchResult): Promise<void> {
     const conn = this.#conn;
@@ -249,8 +249,11 @@ export class PostgresSession {
         const issued = this.#keys.issue({ target: conn.target!, dynamic: match.route.dynamic, pid: key.pid, secret: key.secret });
         conn.onDestroy(() => this.#keys.release(issued.pid));
         client.write(buildBackendKeyData(issued.pid, issued.secret));
+      } else if (type === BackendMessage.ERROR_RESPONSE) {
+        // a FATAL startup error ends the session whether or not the backend closes
+        return this.#answer(message, "upstream-closed");
       } else client.write(message);
-      if (type === BackendMessage.READY_FOR_QUERY || type === BackendMessage.ERROR_RESPONSE) break;
+      if (type === BackendMessage.READY_FOR_QUERY) break;
     }
     // hand over: everything installed for the startup goes, the relay installs its own
     this.#over = true;
@@ -261,7 +264,7 @@ export class PostgresSession {
     conn.clearTimer("handshake");
     if (rest.length > 0) client.write(rest);
     relay(conn, upstream, { idleMs: conn.proxy.timeoutsFor(conn).idle });
-    // the backend's FIN was read before the relay listened for it (an ErrorResponse, then close)
+    // the backend's FIN came before the relay listened for it
     if (backendEnded) client.end();
   }
 
@@ -293,11 +296,16 @@ export class PostgresSession {
 
   /** Answers with an ErrorResponse and closes (nothing of the backend reached the client mid-message). */
   #fail(code: string, message: string, reason: CloseReason, error?: unknown): void {
+    this.#answer(buildErrorResponse(code, message), reason, error);
+  }
+
+  /** Sends the session's last message and closes. */
+  #answer(bytes: Buffer, reason: CloseReason, error?: unknown): void {
     if (this.#over) return;
     this.#over = true;
     this.#reader.abort();
     this.#unhookClient?.();
-    answerAndClose(this.#conn, buildErrorResponse(code, message), reason, error);
+    answerAndClose(this.#conn, bytes, reason, error);
   }
 }
 
