@@ -270,6 +270,7 @@ export class MysqlSession {
         return;
       }
       conn.socket.write(buildPacket(seq, packet.payload));
+      this.#clientSeq = (seq + 1) & 0xff;
     }
   }
 
@@ -288,19 +289,22 @@ export class MysqlSession {
     }
   }
 
-  /** A client packet's payload (its sequence id sets the next one to the client). */
+  /** A client packet's payload. */
   async #readClient(): Promise<Buffer | undefined> {
     const packet = await this.#readPacket(this.#reader);
-    if (packet === undefined) return undefined;
-    this.#clientSeq = (packet.seq + 1) & 0xff;
-    return packet.payload;
+    return packet?.payload;
   }
 
-  /** One connection-phase packet; answers ERR and undefined when it is oversized. */
+  /**
+   * One connection-phase packet; answers ERR and undefined when it is oversized. A client
+   * packet's sequence id sets the next one to the client.
+   */
   async #readPacket(reader: SocketReader): Promise<{ seq: number; payload: Buffer } | undefined> {
     const { length, seq } = parsePacketHeader(await reader.read(4));
+    const fromClient = reader === this.#reader;
+    // an answer to the client continues the numbering of the last packet either way
+    if (fromClient) this.#clientSeq = (seq + 1) & 0xff;
     if (length > MAX_HANDSHAKE_PACKET) {
-      const fromClient = reader === this.#reader;
       this.#fail(
         fromClient ? MysqlError.HANDSHAKE : MysqlError.BACKEND_UNREACHABLE,
         fromClient ? "08S01" : "HY000",
