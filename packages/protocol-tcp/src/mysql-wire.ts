@@ -1,3 +1,5 @@
+import { strictUtf8 } from "./internal/utf8.js";
+
 /**
  * MySQL / MariaDB wire formats of the connection phase (client/server protocol): packets,
  * Protocol::HandshakeV10, HandshakeResponse41 and its SSLRequest prefix, AuthSwitchRequest,
@@ -343,15 +345,22 @@ class Cursor {
     this.offset = end + 1;
     return v;
   }
+  /** a NUL-terminated string; invalid UTF-8 fails the read */
   nulString(): string | undefined {
-    return this.nulBytes()?.toString("utf8");
+    const b = this.nulBytes();
+    return b === undefined ? undefined : this.#utf8(b);
   }
   /** a NUL-terminated string, or the rest of the payload when the NUL is missing (some servers) */
   nulStringOrRest(): string {
     const end = this.#p.indexOf(0, this.offset);
     const stop = end < 0 ? this.#p.length : end;
-    const v = this.#p.toString("utf8", this.offset, stop);
+    const v = this.#utf8(this.#p.subarray(this.offset, stop)) ?? "";
     this.offset = stop + 1;
+    return v;
+  }
+  #utf8(b: Buffer): string | undefined {
+    const v = strictUtf8(b);
+    if (v === undefined) this.failed = true;
     return v;
   }
 }

@@ -1,3 +1,5 @@
+import { strictUtf8 } from "./internal/utf8.js";
+
 /**
  * PostgreSQL wire formats the proxy reads and writes before a session becomes a byte pipe: the
  * client's first packets (startup, SSLRequest, GSSENCRequest, CancelRequest), ErrorResponse,
@@ -57,11 +59,13 @@ export function parseFirstPacket(packet: Buffer): FirstPacket {
     if (keyEnd < 0) return invalid("08P01", "unterminated startup parameter name");
     const valueEnd = packet.indexOf(0, keyEnd + 1);
     if (valueEnd < 0) return invalid("08P01", "unterminated startup parameter value");
-    const key = packet.toString("utf8", at, keyEnd);
+    const key = strictUtf8(packet.subarray(at, keyEnd));
+    const value = strictUtf8(packet.subarray(keyEnd + 1, valueEnd));
+    if (key === undefined || value === undefined) return invalid("08P01", "startup parameter is not valid UTF-8");
     // a repeated key could route by one value while the server uses the other
     if (seen.has(key)) return invalid("08P01", `startup parameter "${key}" given twice`);
     seen.add(key);
-    params.push([key, packet.toString("utf8", keyEnd + 1, valueEnd)]);
+    params.push([key, value]);
     at = valueEnd + 1;
   }
   return { kind: "startup", major, minor, params };

@@ -125,6 +125,10 @@ describe("PostgresProtocol routing", () => {
     expect(f.C).to.equal("08P01");
     expect(f.M).to.contain("twice");
     expect(errorFields(await rawExchange(env.port(), startupPacket({ database: "x" }))).C).to.equal("28000");
+    // invalid UTF-8 would route by replacement characters while the server sees other bytes
+    const latin = Buffer.concat([startupPacket({ user: "postgres", database: "caf" }).subarray(0, -2), Buffer.from([0xe9, 0, 0])]);
+    latin.writeInt32BE(latin.length, 0);
+    expect(errorFields(await rawExchange(env.port(), latin)).M).to.contain("UTF-8");
   });
 
   it("answers N to GSSENCRequest and SSLRequest without listener tls, then serves the startup", async () => {
