@@ -3,9 +3,10 @@
  * greets each client itself, routes by the `database` and `user` of the client's handshake
  * response, and forwards authentication to the chosen backend without knowing any password.
  */
-import { ConfigError, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
-import { MysqlSession, type MysqlSessionSettings } from "./mysql-session.js";
-import { DEFAULT_CAPABILITIES } from "./mysql-wire.js";
+import { ConfigError, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
+import { answerAndClose } from "./internal/final-answer.js";
+import { MysqlError, MysqlSession, type MysqlSessionSettings } from "./mysql-session.js";
+import { DEFAULT_CAPABILITIES, buildErr, buildPacket } from "./mysql-wire.js";
 import { checkStartupRewrite } from "./startup-rewrite.js";
 
 const PLUGIN_NAME = "MysqlProtocol";
@@ -62,6 +63,22 @@ export class MysqlProtocol implements ProxyPlugin, ProtocolHandler {
   /** `options.mysql` of a route: what the backend is told instead (`{ database: "app" }`). */
   checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
     checkStartupRewrite(options["mysql"], `${where}.mysql`);
+  }
+
+  /**
+   * Refuses a connection the proxy will not serve, in MySQL terms: an ERR packet in place of
+   * the greeting, as a server does (1040 too many connections for "rejected", 1053 shutdown
+   * for "shutdown", 9001 otherwise), then the close. For core-originated refusals once core
+   * routes them through the protocol (see the README's "Core gaps").
+   */
+  refuse(conn: Connection, reason: CloseReason): void {
+    const err =
+      reason === "rejected"
+        ? buildErr(1040, "08004", "Too many connections")
+        : reason === "shutdown"
+          ? buildErr(MysqlError.SERVER_SHUTDOWN, "08S01", "Server shutdown in progress")
+          : buildErr(MysqlError.BACKEND_UNREACHABLE, "HY000", "The proxy cannot accept connections now");
+    answerAndClose(conn, buildPacket(0, err), reason);
   }
 
   handle(conn: Connection): Promise<void> {

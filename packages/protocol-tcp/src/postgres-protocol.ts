@@ -3,9 +3,11 @@
  * proxy as to a PostgreSQL server; each connection is routed by its startup packet (`database`,
  * `user`, `application_name`, and `sni` under TLS) and then relayed byte for byte.
  */
-import { ConfigError, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
+import { ConfigError, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
 import { CancelKeys } from "./postgres-cancel-keys.js";
 import { PostgresSession, type PostgresSessionSettings } from "./postgres-session.js";
+import { answerAndClose } from "./internal/final-answer.js";
+import { buildErrorResponse } from "./postgres-wire.js";
 import { checkStartupRewrite } from "./startup-rewrite.js";
 
 const PLUGIN_NAME = "PostgresProtocol";
@@ -48,6 +50,23 @@ export class PostgresProtocol implements ProxyPlugin, ProtocolHandler {
 
   handle(conn: Connection): Promise<void> {
     return new PostgresSession(conn, this.#keysFor(conn.proxy), this.#settings).run();
+  }
+
+  /**
+   * Refuses a connection the proxy will not serve, in PostgreSQL terms, before any startup
+   * exchange: an ErrorResponse (53300 too many connections for "rejected", 57P01 for
+   * "shutdown", 57P03 otherwise), then the close. For core-originated refusals (listener
+   * limits, onAccept rejections, shutdown) once core routes them through the protocol; core
+   * today closes those connections without a word (see the README's "Core gaps").
+   */
+  refuse(conn: Connection, reason: CloseReason): void {
+    const [code, message] =
+      reason === "rejected"
+        ? ["53300", "sorry, too many clients already"]
+        : reason === "shutdown"
+          ? ["57P01", "the proxy is shutting down"]
+          : ["57P03", "the proxy cannot accept connections now"];
+    answerAndClose(conn, buildErrorResponse(code, message), reason);
   }
 
   /** How many cancel keys a proxy has issued to sessions that are still open. */
