@@ -124,6 +124,39 @@ describe("MysqlProtocol authentication and routing (MariaDB)", () => {
     await c.end();
   });
 
+  it("does not re-route USE other_db or COM_CHANGE_USER: both stay on the backend chosen at connect", async () => {
+    forwarder = await startForwarder(3306);
+    env = await startMyProxy([
+      { name: "a", listener: "my", match: { database: DB_A }, targets: [MY_TARGET] },
+      { name: "b", listener: "my", match: { database: DB_B }, targets: [`127.0.0.1:${forwarder.port}`] },
+    ]);
+    const c = await myThrough(env.port(), { user: USER, password: PASSWORD, database: DB_A });
+    const [[before]] = (await c.query("select connection_id() as id")) as unknown as [[{ id: number }]];
+    await c.query(`USE ${DB_B}`);
+    await c.changeUser({ user: USER, password: PASSWORD, database: DB_B });
+    const [[after]] = (await c.query("select connection_id() as id, database() as db")) as unknown as [[{ id: number; db: string }]];
+    expect(after).to.deep.equal({ id: before.id, db: DB_B });
+    expect(forwarder.accepted).to.equal(0);
+    await c.end();
+  });
+
+  it("KILL QUERY with the backend's CONNECTION_ID() works from a connection routed to the same backend", async function () {
+    this.timeout(30_000);
+    env = await startMyProxy([{ listener: "my", targets: [MY_TARGET] }]);
+    const busy = await myThrough(env.port(), { user: USER, password: PASSWORD, database: DB_A });
+    const [[{ id }]] = (await busy.query("select connection_id() as id")) as unknown as [[{ id: number }]];
+    const sleeping = busy.query("select sleep(20)").then(
+      () => undefined,
+      (e: Error & { errno?: number }) => e,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const admin = await myThrough(env.port(), { user: USER, password: PASSWORD, database: DB_A });
+    await admin.query(`KILL QUERY ${id}`);
+    expect((await sleeping)?.errno).to.equal(1317);
+    await admin.end();
+    await busy.end();
+  });
+
   it("works with the mariadb command-line client", async function () {
     this.timeout(20_000);
     env = await startMyProxy([{ listener: "my", match: { database: DB_A }, targets: [MY_TARGET] }]);
