@@ -1,17 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import {
-  PluginError,
-  ResolveError,
-  relay,
-  upgradeToTls,
-  type CloseReason,
-  type Connection,
-  type RouteKey,
-  type RouteMatchResult,
-} from "@switchyard/core";
+import { relay, upgradeToTls, type CloseReason, type Connection, type RouteKey } from "@switchyard/core";
 import { watchBackend } from "./internal/backend-watch.js";
 import { answerAndClose } from "./internal/final-answer.js";
+import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
 import {
   AuthPacket,
@@ -145,43 +137,26 @@ export class MysqlSession {
   async #route(response: FullResponse): Promise<void> {
     const conn = this.#conn;
     const proxy = conn.proxy;
-    const clientIp = conn.clientIp;
-    if (clientIp === "") return conn.destroy("client-error", new Error("client connection reset before routing"));
     const database = response.database === "" ? undefined : response.database;
-    const key: RouteKey = {
-      listener: conn.listener.name,
-      protocol: conn.listener.protocol,
-      clientIp,
-      user: response.user,
-      ...(database !== undefined ? { database } : {}),
-      ...(conn.socket !== conn.rawSocket && conn.info.servername ? { sni: conn.info.servername } : {}),
-    };
+    const base = baseKey(conn);
+    if (base === undefined) return;
+    const key: RouteKey = { ...base, user: response.user, ...(database !== undefined ? { database } : {}) };
     if (proxy.closing) return this.#fail(MysqlError.SERVER_SHUTDOWN, "08S01", "Server shutdown in progress", "shutdown");
-    let match: RouteMatchResult;
-    try {
-      match = proxy.tryResolveSync(conn, key) ?? (await proxy.resolve(conn, key));
-    } catch (err) {
-      if (!(err instanceof ResolveError)) throw err;
-      proxy.logger.info("no route", { id: conn.id, listener: conn.listener.name, database, user: response.user, error: err.message });
+    const found = await routeAndConnect(conn, key, (failure) => {
+      if (failure.kind === "connect") {
+        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "Cannot connect to the database server", "connect-failed", failure.error);
+      }
+      const err = failure.error;
       if (err.kind === "FORBIDDEN") {
         return this.#fail(MysqlError.ACCESS_DENIED, "28000", `Access denied for user '${response.user}'`, "no-route", err);
       }
       if (err.kind === "NOT_FOUND") {
         return this.#fail(MysqlError.UNKNOWN_DATABASE, "42000", `Unknown database '${database ?? ""}' (no route)`, "no-route", err);
       }
-      return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", `No database server available for '${database ?? ""}'`, "no-route", err);
-    }
-    if (conn.destroyed) return;
-    conn.clearTimer("handshake");
-    let upstream: Socket;
-    try {
-      ({ socket: upstream } = await proxy.connectUpstream(conn, match));
-    } catch (err) {
-      if (conn.destroyed) return;
-      if (err instanceof PluginError) return proxy.failConnection(conn, err);
-      proxy.logger.warn("upstream connect failed", { id: conn.id, error: (err as Error).message });
-      return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "Cannot connect to the database server", "connect-failed", err);
-    }
+      this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", `No database server available for '${database ?? ""}'`, "no-route", err);
+    });
+    if (found === undefined) return;
+    const { match, upstream } = found;
     this.#phase = "backend";
     await this.#authenticate(upstream, response, match.route.options["mysql"] as StartupRewrite | undefined);
   }

@@ -1,15 +1,15 @@
 import type { Socket } from "node:net";
 import {
-  PluginError,
-  ResolveError,
   relay,
   upgradeToTls,
   type CloseReason,
   type Connection,
+  type ResolveError,
   type RouteKey,
   type RouteMatchResult,
 } from "@switchyard/core";
 import { answerAndClose } from "./internal/final-answer.js";
+import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { watchBackend } from "./internal/backend-watch.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
 import type { CancelKeys } from "./postgres-cancel-keys.js";
@@ -160,40 +160,23 @@ export class PostgresSession {
     const user = startupParam(params, "user");
     if (user === undefined || user === "") return this.#fail("28000", "no PostgreSQL user name specified in startup packet", "protocol-error");
     const database = startupParam(params, "database") || user;
-    const clientIp = conn.clientIp;
-    if (clientIp === "") return conn.destroy("client-error", new Error("client connection reset before routing"));
+    const base = baseKey(conn);
+    if (base === undefined) return;
     const applicationName = startupParam(params, "application_name");
     const key: RouteKey = {
-      listener: conn.listener.name,
-      protocol: conn.listener.protocol,
-      clientIp,
+      ...base,
       database,
       user,
       ...(applicationName !== undefined ? { application_name: applicationName } : {}),
-      ...(conn.socket !== conn.rawSocket && conn.info.servername ? { sni: conn.info.servername } : {}),
     };
     if (proxy.closing) return this.#fail("57P01", "the proxy is shutting down", "shutdown");
-    let match: RouteMatchResult;
-    try {
-      match = proxy.tryResolveSync(conn, key) ?? (await proxy.resolve(conn, key));
-    } catch (err) {
-      if (!(err instanceof ResolveError)) throw err;
-      proxy.logger.info("no route", { id: conn.id, listener: conn.listener.name, database, user, error: err.message });
-      const [code, message] = resolveFailure(err, database);
-      return this.#fail(code, message, "no-route", err);
-    }
-    if (conn.destroyed) return;
-    // routing is done: the connect deadline bounds the dial, then the auth deadline the startup
-    conn.clearTimer("handshake");
-    let upstream: Socket;
-    try {
-      ({ socket: upstream } = await proxy.connectUpstream(conn, match));
-    } catch (err) {
-      if (conn.destroyed) return;
-      if (err instanceof PluginError) return proxy.failConnection(conn, err);
-      proxy.logger.warn("upstream connect failed", { id: conn.id, error: (err as Error).message });
-      return this.#fail("08001", "could not connect to the database server", "connect-failed", err);
-    }
+    const found = await routeAndConnect(conn, key, (failure) => {
+      if (failure.kind === "connect") return this.#fail("08001", "could not connect to the database server", "connect-failed", failure.error);
+      const [code, message] = resolveFailure(failure.error, database);
+      this.#fail(code, message, "no-route", failure.error);
+    });
+    if (found === undefined) return;
+    const { match, upstream } = found;
     this.#phase = "backend";
     const rewrite = match.route.options["postgres"] as StartupRewrite | undefined;
     upstream.write(rewrite ? buildStartupPacket(major, minor, rewriteParams(params, rewrite)) : packet);
