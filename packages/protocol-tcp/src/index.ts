@@ -1,5 +1,5 @@
 export { PostgresProtocol, type PostgresOptions } from "./postgres-protocol.js";
-export type { StartupRewrite } from "./startup-rewrite.js";
+export type { DatabaseRouteOptions } from "./route-options.js";
 export {
   parseFirstPacket,
   firstPacketLengthProblem,

@@ -7,7 +7,7 @@ import { ConfigError, type CloseReason, type Connection, type ProtocolHandler, t
 import { answerAndClose } from "./internal/final-answer.js";
 import { MysqlError, MysqlSession, type MysqlSessionSettings } from "./mysql-session.js";
 import { DEFAULT_CAPABILITIES, buildErr, buildPacket } from "./mysql-wire.js";
-import { checkStartupRewrite } from "./startup-rewrite.js";
+import { checkDatabaseRouteOptions } from "./route-options.js";
 
 const PLUGIN_NAME = "MysqlProtocol";
 
@@ -62,7 +62,7 @@ export class MysqlProtocol implements ProxyPlugin, ProtocolHandler {
 
   /** `options.mysql` of a route: what the backend is told instead (`{ database: "app" }`). */
   checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
-    checkStartupRewrite(options["mysql"], `${where}.mysql`);
+    checkDatabaseRouteOptions(options["mysql"], `${where}.mysql`, false);
   }
 
   /**

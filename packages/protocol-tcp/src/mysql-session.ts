@@ -22,7 +22,7 @@ import {
   type Greeting,
   type HandshakeResponse,
 } from "./mysql-wire.js";
-import type { StartupRewrite } from "./startup-rewrite.js";
+import type { DatabaseRouteOptions } from "./route-options.js";
 
 /** Settings a MySQL session reads (resolved from `MysqlOptions`). */
 export interface MysqlSessionSettings {
@@ -158,10 +158,10 @@ export class MysqlSession {
     if (found === undefined) return;
     const { match, upstream } = found;
     this.#phase = "backend";
-    await this.#authenticate(upstream, response, match.route.options["mysql"] as StartupRewrite | undefined);
+    await this.#authenticate(upstream, response, match.route.options["mysql"] as DatabaseRouteOptions | undefined);
   }
 
-  async #authenticate(upstream: Socket, response: FullResponse, rewrite: StartupRewrite | undefined): Promise<void> {
+  async #authenticate(upstream: Socket, response: FullResponse, rewrite: DatabaseRouteOptions | undefined): Promise<void> {
     const conn = this.#conn;
     const unwatch = watchBackend(upstream, (err) =>
       this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err),

@@ -8,7 +8,7 @@ import { CancelKeys } from "./postgres-cancel-keys.js";
 import { PostgresSession, type PostgresSessionSettings } from "./postgres-session.js";
 import { answerAndClose } from "./internal/final-answer.js";
 import { buildErrorResponse } from "./postgres-wire.js";
-import { checkStartupRewrite } from "./startup-rewrite.js";
+import { checkDatabaseRouteOptions } from "./route-options.js";
 
 const PLUGIN_NAME = "PostgresProtocol";
 
@@ -45,7 +45,7 @@ export class PostgresProtocol implements ProxyPlugin, ProtocolHandler {
 
   /** `options.postgres` of a route: a startup rewrite (`{ database: "app" }`). */
   checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
-    checkStartupRewrite(options["postgres"], `${where}.postgres`);
+    checkDatabaseRouteOptions(options["postgres"], `${where}.postgres`, true);
   }
 
   handle(conn: Connection): Promise<void> {

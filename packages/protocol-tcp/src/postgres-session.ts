@@ -9,6 +9,7 @@ import {
   type RouteMatchResult,
 } from "@switchyard/core";
 import { answerAndClose } from "./internal/final-answer.js";
+import { BackendTlsError, startBackendTls } from "./postgres-backend-tls.js";
 import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { watchBackend } from "./internal/backend-watch.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
@@ -20,11 +21,13 @@ import {
   buildErrorResponse,
   buildStartupPacket,
   firstPacketLengthProblem,
+  isSaslMechanismList,
+  withoutChannelBinding,
   parseBackendKeyData,
   parseFirstPacket,
   startupParam,
 } from "./postgres-wire.js";
-import type { StartupRewrite } from "./startup-rewrite.js";
+import type { DatabaseRouteOptions } from "./route-options.js";
 
 /** Settings a PostgreSQL session reads (resolved from `PostgresOptions`). */
 export interface PostgresSessionSettings {
@@ -178,9 +181,10 @@ export class PostgresSession {
     if (found === undefined) return;
     const { match, upstream } = found;
     this.#phase = "backend";
-    const rewrite = match.route.options["postgres"] as StartupRewrite | undefined;
-    upstream.write(rewrite ? buildStartupPacket(major, minor, rewriteParams(params, rewrite)) : packet);
-    await this.#backendStartup(upstream, match);
+    const options = match.route.options["postgres"] as DatabaseRouteOptions | undefined;
+    const rewritten = options?.database !== undefined || options?.user !== undefined;
+    const startup = rewritten ? buildStartupPacket(major, minor, rewriteParams(params, options)) : packet;
+    await this.#backendStartup(upstream, match, startup, options);
   }
 
   /**
@@ -188,15 +192,33 @@ export class PostgresSession {
    * messages are read one by one (BackendKeyData replaced) until ReadyForQuery, then both
    * sockets go to the relay. An ErrorResponse (FATAL) is passed on and ends the session.
    */
-  async #backendStartup(upstream: Socket, match: RouteMatchResult): Promise<void> {
+  async #backendStartup(raw: Socket, match: RouteMatchResult, startup: Buffer, options: DatabaseRouteOptions | undefined): Promise<void> {
     const conn = this.#conn;
     const client = conn.socket;
-    const unwatch = watchBackend(upstream, (err) =>
-      this.#fail("08006", "the backend closed the connection during startup", "upstream-error", err),
-    );
+    const onBackendFailure = (err: Error): void => this.#fail("08006", "the backend closed the connection during startup", "upstream-error", err);
+    const unwatchRaw = watchBackend(raw, onBackendFailure);
     conn.timer("handshake", this.#settings.authTimeoutMs, () =>
       this.#fail("08006", "the backend did not complete startup in time", "handshake-timeout"),
     );
+    let upstream: Socket = raw;
+    if (options?.sslmode !== undefined && options.sslmode !== "disable") {
+      try {
+        upstream = await startBackendTls(raw, conn.target!, options);
+      } catch (err) {
+        if (this.#over || conn.destroyed) return;
+        conn.proxy.logger.warn("postgres: backend TLS failed", { id: conn.id, error: (err as Error).message });
+        return this.#fail("08001", err instanceof BackendTlsError ? err.message : "TLS to the database server failed", "connect-failed", err);
+      }
+      if (this.#over || conn.destroyed) return void upstream.destroy();
+      // the TLS socket is what the connection owns (and destroys) from here on
+      conn.upstream = upstream;
+    }
+    const unwatchTls = upstream === raw ? undefined : watchBackend(upstream, onBackendFailure);
+    const unwatch = (): void => {
+      unwatchRaw();
+      unwatchTls?.();
+    };
+    upstream.write(startup);
     const early = this.#reader.detach();
     if (this.#reader.ended) return conn.destroy("client-closed");
     if (early.length > 0) upstream.write(early);
@@ -232,6 +254,8 @@ export class PostgresSession {
         const issued = this.#keys.issue({ target: conn.target!, dynamic: match.route.dynamic, pid: key.pid, secret: key.secret });
         conn.onDestroy(() => this.#keys.release(issued.pid));
         client.write(buildBackendKeyData(issued.pid, issued.secret));
+      } else if (type === BackendMessage.AUTHENTICATION && isSaslMechanismList(message)) {
+        client.write(withoutChannelBinding(message));
       } else if (type === BackendMessage.ERROR_RESPONSE) {
         // a FATAL startup error ends the session whether or not the backend closes
         return this.#answer(message, "upstream-closed");
@@ -308,8 +332,9 @@ function resolveFailure(err: ResolveError, database: string): [string, string] {
 }
 
 /** The startup parameters with a route's rewrite applied (a missing key is added). */
-function rewriteParams(params: ReadonlyArray<readonly [string, string]>, rewrite: StartupRewrite): Array<readonly [string, string]> {
-  const out = params.map(([k, v]): readonly [string, string] => [k, (rewrite as Record<string, string | undefined>)[k] ?? v]);
+function rewriteParams(params: ReadonlyArray<readonly [string, string]>, rewrite: DatabaseRouteOptions | undefined): Array<readonly [string, string]> {
+  if (rewrite === undefined) return [...params];
+  const out = params.map(([k, v]): readonly [string, string] => [k, (k === "user" || k === "database" ? rewrite[k] : undefined) ?? v]);
   for (const k of ["user", "database"] as const) {
     const v = rewrite[k];
     if (v !== undefined && !out.some(([key]) => key === k)) out.push([k, v]);

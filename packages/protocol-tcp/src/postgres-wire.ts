@@ -134,6 +134,27 @@ export function parseBackendKeyData(message: Buffer): { pid: number; secret: Buf
   return { pid: message.readInt32BE(5), secret: Buffer.from(message.subarray(9)) };
 }
 
+/** AuthenticationSASL: an 'R' message with code 10 and a list of mechanism names. */
+export function isSaslMechanismList(message: Buffer): boolean {
+  return message.length >= 9 && message[0] === 0x52 && message.readInt32BE(5) === 10;
+}
+
+/**
+ * The AuthenticationSASL message without `SCRAM-SHA-256-PLUS`: channel binding ties the
+ * exchange to one TLS session, and the client's TLS session (ending at the proxy) is never the
+ * server's, so a client that chose it could only fail.
+ */
+export function withoutChannelBinding(message: Buffer): Buffer {
+  const names = message.toString("utf8", 9).split("\0").filter((n) => n !== "" && n !== "SCRAM-SHA-256-PLUS");
+  const body = Buffer.from(names.map((n) => n + "\0").join("") + "\0", "utf8");
+  const out = Buffer.alloc(9 + body.length);
+  out[0] = 0x52;
+  out.writeInt32BE(8 + body.length, 1);
+  out.writeInt32BE(10, 5);
+  body.copy(out, 9);
+  return out;
+}
+
 /** Message type bytes the proxy looks at in the backend's startup reply. */
 export const BackendMessage = {
   AUTHENTICATION: 0x52,
