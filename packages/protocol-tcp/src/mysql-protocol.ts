@@ -62,7 +62,7 @@ export class MysqlProtocol implements ProxyPlugin, ProtocolHandler {
 
   /** `options.mysql` of a route: what the backend is told instead (`{ database: "app" }`). */
   checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
-    checkDatabaseRouteOptions(options["mysql"], `${where}.mysql`, false);
+    checkDatabaseRouteOptions(options["mysql"], `${where}.mysql`, true);
   }
 
   /**

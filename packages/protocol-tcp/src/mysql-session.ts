@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { relay, upgradeToTls, type CloseReason, type Connection, type RouteKey } from "@switchyard/core";
 import { watchBackend } from "./internal/backend-watch.js";
+import { BackendTlsError, backendTlsHandshake, wantsBackendTls } from "./internal/backend-tls.js";
 import { answerAndClose } from "./internal/final-answer.js";
 import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
@@ -16,6 +17,7 @@ import {
   buildGreeting,
   buildHandshakeResponse,
   buildPacket,
+  buildSslRequest,
   parseGreeting,
   parseHandshakeResponse,
   parsePacketHeader,
@@ -161,15 +163,15 @@ export class MysqlSession {
     await this.#authenticate(upstream, response, match.route.options["mysql"] as DatabaseRouteOptions | undefined);
   }
 
-  async #authenticate(upstream: Socket, response: FullResponse, rewrite: DatabaseRouteOptions | undefined): Promise<void> {
+  async #authenticate(raw: Socket, response: FullResponse, options: DatabaseRouteOptions | undefined): Promise<void> {
     const conn = this.#conn;
-    const unwatch = watchBackend(upstream, (err) =>
-      this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err),
-    );
+    const onBackendFailure = (err: Error): void =>
+      this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err);
+    const unwatchRaw = watchBackend(raw, onBackendFailure);
     conn.timer("handshake", this.#settings.authTimeoutMs, () =>
       this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server did not complete authentication in time", "handshake-timeout"),
     );
-    const backend = new SocketReader(upstream, MAX_HANDSHAKE_PACKET);
+    let backend = new SocketReader(raw, MAX_HANDSHAKE_PACKET);
     this.#backendReader = backend;
     const first = await this.#readPacket(backend);
     if (first === undefined || this.#over) return;
@@ -185,31 +187,62 @@ export class MysqlSession {
     if (missing !== 0) {
       return this.#fail(MysqlError.BACKEND_INCOMPATIBLE, "HY000", `The database server lacks capabilities the client chose (0x${missing.toString(16)})`, "upstream-error");
     }
-    const tlsClient = conn.socket !== conn.rawSocket;
-    if (tlsClient && CLEARTEXT_OVER_TLS.has(greeting.plugin)) return this.#refuseCleartext(greeting.plugin);
+    // TLS to the backend (route option sslmode): SSLRequest as packet 1, TLS, the response as 2
+    let upstream: Socket = raw;
+    let unwatchTls: (() => void) | undefined;
+    let responseSeq = 1;
+    if (wantsBackendTls(options)) {
+      if (!(greeting.capabilities & Cap.SSL)) {
+        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server does not offer TLS", "connect-failed");
+      }
+      if (backend.detach().length > 0) {
+        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server sent data after its greeting", "upstream-error");
+      }
+      raw.write(buildPacket(1, buildSslRequest({ capabilities: (chosen & greeting.capabilities) | Cap.SSL, maxPacket: response.maxPacket, charset: response.charset })));
+      try {
+        upstream = await backendTlsHandshake(raw, conn.target!, options);
+      } catch (err) {
+        if (this.#over || conn.destroyed) return;
+        conn.proxy.logger.warn("mysql: backend TLS failed", { id: conn.id, error: (err as Error).message });
+        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", err instanceof BackendTlsError ? err.message : "TLS to the database server failed", "connect-failed", err);
+      }
+      if (this.#over || conn.destroyed) return void upstream.destroy();
+      conn.upstream = upstream;
+      unwatchTls = watchBackend(upstream, onBackendFailure);
+      backend = new SocketReader(upstream, MAX_HANDSHAKE_PACKET);
+      this.#backendReader = backend;
+      responseSeq = 2;
+    }
+    const unwatch = (): void => {
+      unwatchRaw();
+      unwatchTls?.();
+    };
+    // a client on TLS believes its password safe: never let it travel in clear to the backend
+    const exposed = conn.socket !== conn.rawSocket && upstream === raw;
+    if (exposed && CLEARTEXT_OVER_TLS.has(greeting.plugin)) return this.#refuseCleartext(greeting.plugin);
     // ask the client to authenticate again, over the backend's nonce and with its plugin
     this.#send(buildAuthSwitchRequest(greeting.plugin, greeting.scramble));
     const answer = await this.#readClient();
     if (answer === undefined || this.#over) return;
-    const caps = (chosen & greeting.capabilities & ~Cap.SSL) >>> 0;
+    const caps = ((chosen & greeting.capabilities & ~Cap.SSL) | (upstream === raw ? 0 : Cap.SSL)) >>> 0;
     upstream.write(
       buildPacket(
-        1,
+        responseSeq,
         buildHandshakeResponse({
           capabilities: caps,
           maxPacket: response.maxPacket,
           charset: response.charset,
-          user: rewrite?.user ?? response.user,
+          user: options?.user ?? response.user,
           authResponse: answer,
-          database: rewrite?.database ?? response.database,
+          database: options?.database ?? response.database,
           plugin: greeting.plugin,
           attributesRaw: response.attributesRaw,
         }),
       ),
     );
-    // from here the backend numbers from 2 and the client from #clientSeq: each packet is
-    // renumbered for the leg it goes to
-    const toClient = (this.#clientSeq - 2) & 0xff;
+    // from here the backend numbers from responseSeq + 1 and the client from #clientSeq: each
+    // packet is renumbered for the leg it goes to
+    const toClient = (this.#clientSeq - responseSeq - 1) & 0xff;
     let plugin = greeting.plugin;
     const clientLoop = this.#forwardClientPackets(upstream, toClient);
     for (;;) {
@@ -218,9 +251,9 @@ export class MysqlSession {
       const kind = packet.payload[0];
       if (kind === AuthPacket.SWITCH) {
         plugin = authSwitchPlugin(packet.payload) ?? plugin;
-        if (tlsClient && CLEARTEXT_OVER_TLS.has(plugin)) return this.#refuseCleartext(plugin);
+        if (exposed && CLEARTEXT_OVER_TLS.has(plugin)) return this.#refuseCleartext(plugin);
       }
-      if (tlsClient && kind === AuthPacket.MORE_DATA && plugin === "caching_sha2_password" && packet.payload[1] === PERFORM_FULL_AUTHENTICATION) {
+      if (exposed && kind === AuthPacket.MORE_DATA && plugin === "caching_sha2_password" && packet.payload[1] === PERFORM_FULL_AUTHENTICATION) {
         return this.#refuseCleartext(plugin);
       }
       const seq = (packet.seq + toClient) & 0xff;

@@ -235,6 +235,11 @@ export function buildHandshakeResponse(r: {
   return Buffer.concat(parts);
 }
 
+/** The 32-byte SSLRequest that precedes a HandshakeResponse41 under TLS. */
+export function buildSslRequest(r: { capabilities: number; maxPacket: number; charset: number }): Buffer {
+  return Buffer.concat([u32(r.capabilities | Cap.SSL), u32(r.maxPacket), Buffer.from([r.charset]), Buffer.alloc(23)]);
+}
+
 /** An AuthSwitchRequest: the plugin to use and its data (a nonce is followed by a NUL, as servers send it). */
 export function buildAuthSwitchRequest(plugin: string, nonce: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0xfe]), Buffer.from(plugin + "\0", "utf8"), nonce, Buffer.from([0])]);

@@ -9,7 +9,8 @@ import {
   type RouteMatchResult,
 } from "@switchyard/core";
 import { answerAndClose } from "./internal/final-answer.js";
-import { BackendTlsError, startBackendTls } from "./postgres-backend-tls.js";
+import { BackendTlsError, wantsBackendTls } from "./internal/backend-tls.js";
+import { startBackendTls } from "./postgres-backend-tls.js";
 import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { watchBackend } from "./internal/backend-watch.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
@@ -201,7 +202,7 @@ export class PostgresSession {
       this.#fail("08006", "the backend did not complete startup in time", "handshake-timeout"),
     );
     let upstream: Socket = raw;
-    if (options?.sslmode !== undefined && options.sslmode !== "disable") {
+    if (wantsBackendTls(options)) {
       try {
         upstream = await startBackendTls(raw, conn.target!, options);
       } catch (err) {

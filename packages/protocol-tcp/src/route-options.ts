@@ -7,7 +7,7 @@ import { ConfigError } from "@switchyard/core";
  * the client's values): `{ database: "app" }` sends a client that connected to the virtual
  * database `tenant_7` to the shared database `app`.
  *
- * Backend TLS (PostgreSQL only for now): `sslmode` "require" encrypts the proxy's leg to the
+ * Backend TLS: `sslmode` "require" encrypts the proxy's leg to the
  * server without checking its certificate (libpq's meaning); "verify-full" checks the chain
  * against `ca` (or the system roots) and the name against `servername` (or the target host);
  * "disable" (the default) stays plaintext.
@@ -17,7 +17,7 @@ export interface DatabaseRouteOptions {
   readonly database?: string;
   /** user name the backend gets (authentication is then that user's) */
   readonly user?: string;
-  /** TLS on the proxy's leg to the backend (PostgreSQL) */
+  /** TLS on the proxy's leg to the backend */
   readonly sslmode?: "disable" | "require" | "verify-full";
   /** PEM certificate(s) trusted for "verify-full" */
   readonly ca?: string;

@@ -13,8 +13,8 @@ export function packet(seq: number, payload: Buffer): Buffer {
 export const OK_PAYLOAD = Buffer.from([0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]);
 
 /** A HandshakeV10 with `plugin` and a fixed 20-byte nonce (PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, DEPRECATE_EOF...). */
-export function fakeGreeting(plugin: string, nonce: Buffer): Buffer {
-  const caps = 0x01ffffff & ~(1 << 5) & ~(1 << 11) & ~(1 << 26);
+export function fakeGreeting(plugin: string, nonce: Buffer, tls = false): Buffer {
+  const caps = (0x01ffffff & ~(1 << 5) & ~(1 << 11) & ~(1 << 26)) | (tls ? 1 << 11 : 0);
   const b: Buffer[] = [
     Buffer.from([10]),
     Buffer.from("8.0.99-fake\0"),
