@@ -47,7 +47,7 @@ export const MysqlError = {
 } as const;
 
 /** Plugins whose client response carries the password in clear once the client leg is TLS. */
-const CLEARTEXT_OVER_TLS = new Set(["mysql_clear_password", "sha256_password"]);
+const CLEARTEXT_OVER_TLS = new Set(["mysql_clear_password", "sha256_password", "dialog"]);
 /** caching_sha2_password's AuthMoreData asking for full authentication (the password itself). */
 const PERFORM_FULL_AUTHENTICATION = 0x04;
 
@@ -265,6 +265,7 @@ export class MysqlSession {
         // the client speaks again only after this packet: stop reading it before it is sent
         this.#over = true;
         const leftover = this.#reader.detach();
+        // the client loop ends on its own: its pending read fails on the detached reader
         void clientLoop;
         const backendEnded = backend.ended;
         const rest = backend.detach();

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
+import { ResolveError, Stage } from "@switchyard/core";
 import { closedPort, createTestCa, forEachConcurrently } from "@switchyard/test-utils";
 import { startForwarder, type Forwarder } from "./pg-helpers.js";
 import { MY_TARGET, connectError, myAdmin, myThrough, startMyProxy, type MyEnv } from "./mysql-helpers.js";
@@ -59,6 +60,20 @@ describe("MysqlProtocol authentication and routing (MariaDB)", () => {
     expect(err?.errno).to.equal(1049);
     expect(err?.sqlState).to.equal("42000");
     expect(err?.message).to.contain("nowhere");
+  });
+
+  it("maps a resolver's FORBIDDEN to 1045 and UNAVAILABLE to 9001", async () => {
+    const refusing = {
+      name: "Refusing",
+      apply(proxy: import("@switchyard/core").Proxy) {
+        proxy.hooks.onResolve.tap({ name: "Refusing", stage: Stage.ROUTE }, ({ key }) => {
+          throw new ResolveError(key.database === "busy" ? "UNAVAILABLE" : "FORBIDDEN");
+        });
+      },
+    };
+    env = await startMyProxy([{ listener: "my", targets: [MY_TARGET] }], {}, {}, [refusing]);
+    expect((await connectError(env.port(), { user: USER, password: PASSWORD, database: "secret" }))?.errno).to.equal(1045);
+    expect((await connectError(env.port(), { user: USER, password: PASSWORD, database: "busy" }))?.errno).to.equal(9001);
   });
 
   it("passes the backend's own 1045 for a wrong password", async () => {

@@ -1,5 +1,5 @@
 import mysql from "mysql2/promise";
-import type { ListenerConfig, RouteConfig } from "@switchyard/core";
+import type { ListenerConfig, ProxyPlugin, RouteConfig } from "@switchyard/core";
 import { MysqlProtocol, type MysqlOptions } from "@switchyard/protocol-tcp";
 import { expectNoActiveConnections, startProxy, type StartedProxy } from "@switchyard/test-utils";
 
@@ -22,11 +22,16 @@ export interface MyEnv extends StartedProxy {
 }
 
 /** A proxy with one "mysql" listener named "my" and `routes`. */
-export async function startMyProxy(routes: RouteConfig[], listener: Partial<ListenerConfig> = {}, options: MysqlOptions = {}): Promise<MyEnv> {
+export async function startMyProxy(
+  routes: RouteConfig[],
+  listener: Partial<ListenerConfig> = {},
+  options: MysqlOptions = {},
+  plugins: ProxyPlugin[] = [],
+): Promise<MyEnv> {
   const started = await startProxy({
     listeners: [{ name: "my", protocol: "mysql", port: 0, ...listener }],
     routes,
-    plugins: [new MysqlProtocol(options)],
+    plugins: [new MysqlProtocol(options), ...plugins],
   });
   return {
     ...started,

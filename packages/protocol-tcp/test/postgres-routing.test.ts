@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { ResolveError, Stage } from "@switchyard/core";
 import { closedPort, forEachConcurrently } from "@switchyard/test-utils";
 import {
   PG_TARGET,
@@ -80,6 +81,23 @@ describe("PostgresProtocol routing", () => {
     expect(err?.code).to.equal("3D000");
     expect(err?.message).to.contain('"nowhere"');
     expect(env.proxy.stats().active).to.be.at.most(1);
+  });
+
+  it("maps a resolver's typed refusals: UNAVAILABLE 57P03, FORBIDDEN 28000", async () => {
+    const refusing = {
+      name: "Refusing",
+      apply(proxy: import("@switchyard/core").Proxy) {
+        proxy.hooks.onResolve.tap({ name: "Refusing", stage: Stage.ROUTE }, ({ key }) => {
+          throw new ResolveError(key.database === "busy" ? "UNAVAILABLE" : "FORBIDDEN");
+        });
+      },
+    };
+    env = await startPgProxy([{ listener: "pg", targets: [PG_TARGET] }], {}, {}, [refusing]);
+    for (const [database, code] of [["busy", "57P03"], ["secret", "28000"]] as const) {
+      const c = pgThrough(env.port(), { database });
+      const err = await c.connect().then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(err?.code).to.equal(code);
+    }
   });
 
   it("answers 08001 when the backend is unreachable", async () => {
