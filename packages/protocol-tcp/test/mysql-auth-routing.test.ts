@@ -172,6 +172,24 @@ describe("MysqlProtocol authentication and routing (MariaDB)", () => {
     await busy.end();
   });
 
+  it("works with the mariadb command-line client over TLS terminated at the proxy", async function () {
+    this.timeout(20_000);
+    const ca = createTestCa();
+    const cert = ca.issue({ commonName: "localhost", altNames: ["localhost", "127.0.0.1"] });
+    env = await startMyProxy([{ listener: "my", targets: [MY_TARGET] }], { tls: { cert: cert.cert, key: cert.key } });
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn("mariadb", ["-h127.0.0.1", `-P${env!.port()}`, `-u${USER}`, `-p${PASSWORD}`, `-D${DB_A}`, "--ssl", "-e", "status"]);
+      let text = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (text += d));
+      child.stderr.on("data", (d: Buffer) => (err += d));
+      child.on("error", reject);
+      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`mariadb exited ${code}: ${err}`))));
+    });
+    expect(out).to.match(/SSL:\s+Cipher in use is \S+/);
+    expect(out).to.contain(`Current database:\t${DB_A}`);
+  });
+
   it("works with the mariadb command-line client", async function () {
     this.timeout(20_000);
     env = await startMyProxy([{ listener: "my", match: { database: DB_A }, targets: [MY_TARGET] }]);

@@ -57,6 +57,22 @@ describe("PostgresProtocol with psql and COPY", () => {
     expect(env.proxy.stats().routes).to.not.equal(undefined);
   });
 
+  it("psql with sslmode=require: TLS terminated at the proxy", async () => {
+    const { createTestCa } = await import("@switchyard/test-utils");
+    const cert = createTestCa().issue({ commonName: "localhost", altNames: ["localhost", "127.0.0.1"] });
+    env = await startPgProxy([{ listener: "pg", match: { database: DB }, targets: [PG_TARGET] }], { tls: { cert: cert.cert, key: cert.key } });
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn("psql", ["-X", "-At", `host=127.0.0.1 port=${env!.port()} user=postgres dbname=${DB} sslmode=require`, "-c", "select 'tls-ok'", "-c", "\\conninfo"]);
+      let text = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (text += d));
+      child.stderr.on("data", (d: Buffer) => (err += d));
+      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`psql exited ${code}: ${err}`))));
+    });
+    expect(out).to.contain("tls-ok");
+    expect(out).to.match(/SSL connection \(protocol: TLSv1\.[23]/);
+  });
+
   it("psql gets the proxy's 3D000 for a database without a route", async () => {
     env = await startPgProxy([{ listener: "pg", match: { database: DB }, targets: [PG_TARGET] }]);
     const err = await new Promise<string>((resolve) => {

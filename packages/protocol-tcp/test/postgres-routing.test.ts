@@ -170,6 +170,30 @@ describe("PostgresProtocol routing", () => {
     s.destroy();
   });
 
+  it("passes NegotiateProtocolVersion through: a 3.2 startup against a 3.0 server", async () => {
+    env = await startPgProxy([{ listener: "pg", targets: [PG_TARGET] }]);
+    const net = await import("node:net");
+    const s = net.connect({ host: "127.0.0.1", port: env.port() });
+    s.on("error", () => {});
+    const v32 = startupPacket({ user: "postgres", database: "test" });
+    v32.writeInt32BE(196610, 4);
+    s.write(v32);
+    let buf = Buffer.alloc(0);
+    const types: string[] = [];
+    for await (const chunk of s) {
+      buf = Buffer.concat([buf, chunk as Buffer]);
+      while (buf.length >= 5 && buf.length >= 1 + buf.readInt32BE(1)) {
+        types.push(String.fromCharCode(buf[0]!));
+        buf = buf.subarray(1 + buf.readInt32BE(1));
+      }
+      if (types.includes("Z") || types.includes("E")) break;
+    }
+    s.destroy();
+    expect(types[0]).to.equal("v");
+    expect(types).to.include("K");
+    expect(types[types.length - 1]).to.equal("Z");
+  });
+
   it("serves 200 clients, 40 at a time (the server allows 100 connections)", async function () {
     this.timeout(60_000);
     env = await startPgProxy([{ listener: "pg", match: { database: DB_A }, targets: [PG_TARGET] }]);
