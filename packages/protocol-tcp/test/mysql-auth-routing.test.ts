@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { spawn } from "node:child_process";
 import { ResolveError, Stage } from "@switchyard/core";
 import { closedPort, createTestCa, forEachConcurrently } from "@switchyard/test-utils";
+import { runCli } from "./cli-run.js";
 import { startForwarder, type Forwarder } from "./pg-helpers.js";
 import { MY_TARGET, connectError, myAdmin, myThrough, startMyProxy, type MyEnv } from "./mysql-helpers.js";
 
@@ -177,15 +177,7 @@ describe("MysqlProtocol authentication and routing (MariaDB)", () => {
     const ca = createTestCa();
     const cert = ca.issue({ commonName: "localhost", altNames: ["localhost", "127.0.0.1"] });
     env = await startMyProxy([{ listener: "my", targets: [MY_TARGET] }], { tls: { cert: cert.cert, key: cert.key } });
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn("mariadb", ["-h127.0.0.1", `-P${env!.port()}`, `-u${USER}`, `-p${PASSWORD}`, `-D${DB_A}`, "--ssl", "-e", "status"]);
-      let text = "";
-      let err = "";
-      child.stdout.on("data", (d: Buffer) => (text += d));
-      child.stderr.on("data", (d: Buffer) => (err += d));
-      child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`mariadb exited ${code}: ${err}`))));
-    });
+    const out = (await runCli("mariadb", ["-h127.0.0.1", `-P${env!.port()}`, `-u${USER}`, `-p${PASSWORD}`, `-D${DB_A}`, "--ssl", "-e", "status"])).toString();
     expect(out).to.match(/SSL:\s+Cipher in use is \S+/);
     expect(out).to.contain(`Current database:\t${DB_A}`);
   });
@@ -193,15 +185,7 @@ describe("MysqlProtocol authentication and routing (MariaDB)", () => {
   it("works with the mariadb command-line client", async function () {
     this.timeout(20_000);
     env = await startMyProxy([{ listener: "my", match: { database: DB_A }, targets: [MY_TARGET] }]);
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn("mariadb", ["-h127.0.0.1", `-P${env!.port()}`, `-u${USER}`, `-p${PASSWORD}`, `-D${DB_A}`, "--skip-ssl", "-N", "-e", "select database(), 6*7"]);
-      let text = "";
-      let err = "";
-      child.stdout.on("data", (d: Buffer) => (text += d));
-      child.stderr.on("data", (d: Buffer) => (err += d));
-      child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`mariadb exited ${code}: ${err}`))));
-    });
+    const out = (await runCli("mariadb", ["-h127.0.0.1", `-P${env!.port()}`, `-u${USER}`, `-p${PASSWORD}`, `-D${DB_A}`, "--skip-ssl", "-N", "-e", "select database(), 6*7"])).toString();
     expect(out.trim()).to.equal(`${DB_A}\t42`);
   });
 });
