@@ -60,12 +60,12 @@ describe("protocol-tcp lifecycle: aborts, deadlines, bounded buffering", () => {
 
   it("postgres: a client flooding during the connect is not buffered beyond the reader's bound", async () => {
     blackhole = await startBlackhole();
-    env = await startPgProxy([{ listener: "pg", targets: [`127.0.0.1:${blackhole.port}`] }], { timeouts: { connect: 800 } });
+    env = await startPgProxy([{ listener: "pg", targets: [`127.0.0.1:${blackhole.port}`] }], { timeouts: { connect: 2500 } });
     const s = await open(env.port());
     s.write(startupPacket({ user: "postgres" }));
     const flood = Buffer.alloc(256 * 1024, 0x41);
     for (let i = 0; i < 16; i++) s.write(flood);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 300));
     const [conn] = [...env.proxy.connections];
     expect(conn?.state).to.equal("connecting");
     expect(conn!.rawSocket.bytesRead).to.be.below(1024 * 1024);
