@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { startTcpServer, type TestServer } from "@switchyard/test-utils";
+import { expectNoLeakedResources, resourceBaseline, startTcpServer, type TestServer } from "@switchyard/test-utils";
 import { OK_PAYLOAD, startFakeMysql, type FakeMysql } from "./mysql-fake-backend.js";
 import { myThrough, startMyProxy, type MyEnv } from "./mysql-helpers.js";
 import { pgThrough, startPgProxy, type PgEnv } from "./pg-helpers.js";
@@ -13,11 +13,17 @@ describe("protocol-tcp: 200 clients at once", () => {
   let env: PgEnv | MyEnv | undefined;
   let backend: TestServer | FakeMysql | undefined;
 
+  let baseline: Map<string, number>;
+  beforeEach(() => {
+    baseline = resourceBaseline();
+  });
   afterEach(async () => {
     await env?.close();
     env = undefined;
     await backend?.close();
     backend = undefined;
+    // nothing left open or scheduled: sockets, servers, timers
+    await expectNoLeakedResources(baseline);
   });
 
   it("postgres: 200 sessions open together, 200 distinct cancel keys, all dropped after", async function () {

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import type { CloseInfo } from "@switchyard/core";
-import { startBlackhole, startTcpServer, waitFor, type Blackhole, type TestServer } from "@switchyard/test-utils";
+import { expectNoLeakedResources, resourceBaseline, startBlackhole, startTcpServer, waitFor, type Blackhole, type TestServer } from "@switchyard/test-utils";
 import { errorFields, pgThrough, rawExchange, startPgProxy, startupPacket, type PgEnv } from "./pg-helpers.js";
 import { connectError, startMyProxy, type MyEnv } from "./mysql-helpers.js";
 
@@ -25,6 +25,10 @@ describe("protocol-tcp lifecycle: aborts, deadlines, bounded buffering", () => {
   let backend: TestServer | undefined;
   let blackhole: Blackhole | undefined;
 
+  let baseline: Map<string, number>;
+  beforeEach(() => {
+    baseline = resourceBaseline();
+  });
   afterEach(async () => {
     await env?.close();
     env = undefined;
@@ -32,6 +36,8 @@ describe("protocol-tcp lifecycle: aborts, deadlines, bounded buffering", () => {
     backend = undefined;
     await blackhole?.close();
     blackhole = undefined;
+    // nothing left open or scheduled: sockets, servers, timers
+    await expectNoLeakedResources(baseline);
   });
 
   it("postgres: a client that sends nothing is closed by the handshake deadline", async () => {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { createTestCa, startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
+import { createTestCa, expectNoLeakedResources, resourceBaseline, startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
 import { OK_PAYLOAD, authResponseOf, cachingSha2Token, packet, startFakeMysql, type FakeMysql } from "./mysql-fake-backend.js";
 import { connectError, myThrough, startMyProxy, type MyEnv } from "./mysql-helpers.js";
 
@@ -10,11 +10,17 @@ describe("MysqlProtocol authentication plugins (scripted backends)", () => {
   let env: MyEnv | undefined;
   let fake: FakeMysql | TestServer | undefined;
 
+  let baseline: Map<string, number>;
+  beforeEach(() => {
+    baseline = resourceBaseline();
+  });
   afterEach(async () => {
     await env?.close();
     env = undefined;
     await fake?.close();
     fake = undefined;
+    // nothing left open or scheduled: sockets, servers, timers
+    await expectNoLeakedResources(baseline);
   });
 
   it("relays caching_sha2_password fast authentication (AuthMoreData 0x03 then OK), renumbering sequence ids", async () => {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
-import { startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
+import { expectNoLeakedResources, resourceBaseline, startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
 import { PG_TARGET, pgThrough, startPgProxy, startupPacket, type PgEnv } from "./pg-helpers.js";
 
 function cancelRequest(pid: number, secret: Buffer): Buffer {
@@ -56,11 +56,17 @@ describe("PostgresProtocol cancel keys", () => {
   let env: PgEnv | undefined;
   let fake: TestServer | undefined;
 
+  let baseline: Map<string, number>;
+  beforeEach(() => {
+    baseline = resourceBaseline();
+  });
   afterEach(async () => {
     await env?.close();
     env = undefined;
     await fake?.close();
     fake = undefined;
+    // nothing left open or scheduled: sockets, servers, timers
+    await expectNoLeakedResources(baseline);
   });
 
   it("cancels pg_sleep(30) through the proxy with the proxy's key; a wrong key cancels nothing", async function () {
