@@ -27,11 +27,12 @@ export {
 } from "./plugin.js";
 export { dial, type DialOptions } from "./dialer.js";
 export { relay, earlyRead, onSocketEnd, EARLY_READ_LIMIT, type RelayOptions } from "./relay.js";
-export { CertificateStore, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export type { ListenerChanges } from "./listeners.js";
 export { TcpProtocol } from "./tcp-protocol.js";
 export {
   optionProblems,
+  listenerTlsProblems,
   listenerOptionProblems,
   routeOptionProblems,
   routeOptionValueProblems,

@@ -12,7 +12,10 @@ export interface ConnectionInfo {
   readonly clientIp: string;
   readonly clientPort: number;
   readonly localPort: number;
-  /** true once the client side is TLS (terminated by us) */
+  /**
+   * true when the client side is TLS terminated by the proxy: from accept on for a listener that
+   * terminates TLS before its protocol reads, from the upgrade on for in-protocol TLS
+   */
   readonly tls: boolean;
   /** SNI the client sent, when TLS was terminated */
   readonly servername?: string | undefined;

@@ -356,6 +356,9 @@ export class Proxy {
     this.#connections.add(conn);
     this.#stats.opened(l.config.name);
     l.active++;
+    // a listener that terminates TLS before its protocol reads serves TLS connections only: hooks
+    // and the open event see it from accept on (the SNI is known once the handshake is done)
+    if (l.certs && (this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept") conn.info.tls = true;
     if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return conn.destroy("shutdown");
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {

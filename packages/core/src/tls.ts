@@ -1,9 +1,48 @@
+import { constants } from "node:crypto";
 import type { Socket } from "node:net";
-import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
 import type { Connection } from "./connection.js";
 import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
 import { compileHostGlob } from "./routing/glob.js";
 import type { ListenerTls } from "./types.js";
+
+/**
+ * The cipher list of a TLS listener that sets no `ciphers`: TLS 1.3's AEAD suites, then TLS 1.2
+ * suites with an ephemeral (ECDHE) key exchange and AEAD encryption. No static-RSA key exchange
+ * (no forward secrecy), no CBC, no SHA-1 MACs; DHE is left out (it needs DH parameters and is
+ * slow). Clients from before 2014 without ECDHE+GCM/ChaCha20 cannot connect.
+ */
+export const DEFAULT_LISTENER_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/**
+ * Secure-context options of a listener: its `secureContext` extras, then the listener's version
+ * and cipher settings (or the defaults). Client-initiated renegotiation is always refused
+ * (SSL_OP_NO_RENEGOTIATION, as nginx does): sockets upgraded in place have no `tls.Server`, whose
+ * renegotiation limit would otherwise be the only bound on full handshakes per connection.
+ */
+function listenerContextOptions(o: ListenerTls, cert: string | Buffer, key: string | Buffer): SecureContextOptions {
+  const extra = o.secureContext;
+  return {
+    ...extra,
+    minVersion: o.minVersion ?? extra?.minVersion ?? "TLSv1.2",
+    ciphers: o.ciphers ?? extra?.ciphers ?? DEFAULT_LISTENER_CIPHERS,
+    honorCipherOrder: o.honorCipherOrder ?? extra?.honorCipherOrder ?? false,
+    secureOptions: (extra?.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
+    cert,
+    key,
+    ...(o.ca ? { ca: o.ca } : {}),
+  };
+}
 
 /**
  * Certificates of one listener, chosen by SNI: exact names first, then globs, then the
@@ -17,19 +56,9 @@ export class CertificateStore {
 
   constructor(options: ListenerTls) {
     this.options = options;
-    this.defaultContext = createSecureContext({
-      ...options.secureContext,
-      cert: options.cert,
-      key: options.key,
-      ...(options.ca ? { ca: options.ca } : {}),
-    });
+    this.defaultContext = createSecureContext(listenerContextOptions(options, options.cert, options.key));
     for (const [name, pair] of Object.entries(options.sni ?? {})) {
-      const context = createSecureContext({
-        ...options.secureContext,
-        cert: pair.cert,
-        key: pair.key,
-        ...(options.ca ? { ca: options.ca } : {}),
-      });
+      const context = createSecureContext(listenerContextOptions(options, pair.cert, pair.key));
       if (name.includes("*")) {
         const g = compileHostGlob(name);
         this.#globs.push({ match: (h) => g.match(h), context });
