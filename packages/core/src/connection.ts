@@ -3,18 +3,31 @@ import type { CloseInfo, CloseReason } from "./hooks.js";
 import type { ConnectionInfo } from "./messages.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
+import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 import { clock } from "./idle.js";
 import { formatTarget } from "./routing/target.js";
 import type { ListenerConfig, Target } from "./types.js";
 
-export type ConnectionState =
-  | "accepting"
-  | "handshaking"
-  | "routing"
-  | "connecting"
-  | "established"
-  | "closing"
-  | "closed";
+export type { ConnectionState };
+
+/**
+ * The deadlines a connection owns, one timer each (arming one again re-arms it):
+ * - `HANDSHAKE`: accept until the routing key is known (the listener's `handshake` timeout);
+ * - `TLS_HANDSHAKE`: a TLS upgrade of the client socket;
+ * - `LIFETIME`: the whole connection (the listener's `lifetime` timeout);
+ * - `LINGER`: after the proxy's last byte, how long a closing session waits for the client.
+ */
+export const ConnectionTimer = Object.freeze({
+  HANDSHAKE: "handshake",
+  TLS_HANDSHAKE: "tls-handshake",
+  LIFETIME: "lifetime",
+  LINGER: "linger",
+} as const);
+export type ConnectionTimer = (typeof ConnectionTimer)[keyof typeof ConnectionTimer];
+
+/** each timer's slot in a connection's timer array */
+const TIMER_SLOT: Readonly<Record<ConnectionTimer, number>> = { handshake: 0, "tls-handshake": 1, lifetime: 2, linger: 3 };
+const TIMER_COUNT = 4;
 
 /** what `onDestroy` runs: the close reason and the connection */
 export type Cleanup = (reason: CloseReason, conn: Connection) => void;
@@ -39,7 +52,6 @@ export class Connection {
   readonly rawSocket: Socket;
   /** the client stream: the raw socket, or the TLS socket after an upgrade */
   socket: Socket;
-  state: ConnectionState = "accepting";
   route: Route | undefined;
   target: Target | undefined;
   upstream: Socket | undefined;
@@ -60,7 +72,9 @@ export class Connection {
   // the balancer slot this connection holds (least-connections bookkeeping), released on destroy
   #leaseRoute: Route | undefined;
   #leaseTarget: Target | undefined;
-  #timers: Map<string, NodeJS.Timeout> | undefined;
+  #state: ConnectionState = "accepting";
+  /** by TIMER_SLOT; created with the first timer */
+  #timers: Array<NodeJS.Timeout | undefined> | undefined;
   // one cleanup is kept as it is, more in an array: most connections have none or one
   #cleanups: Cleanup | Cleanup[] | undefined;
   #drainHandler: ((conn: Connection) => void) | undefined;
@@ -108,40 +122,59 @@ export class Connection {
   /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
   get signal(): AbortSignal {
     this.#abort ??= new AbortController();
-    if (this.state === "closed" && !this.#abort.signal.aborted) this.#abort.abort(CLOSED);
+    if (this.destroyed && !this.#abort.signal.aborted) this.#abort.abort(CLOSED);
     return this.#abort.signal;
   }
 
+  /** where the connection is in its life; see connection-state.ts for the transitions */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** true from the moment `destroy` starts (state `closing`, then `closed`) */
   get destroyed(): boolean {
-    return this.state === "closed";
+    return this.#state === "closing" || this.#state === "closed";
   }
 
   get closeReason(): CloseReason | undefined {
     return this.#closeReason;
   }
 
+  /**
+   * Moves the connection to `state` along the transition table (connection-state.ts); the same
+   * state again is no change. Throws `IllegalTransitionError` for a move the table does not have
+   * (a bug). A connection already being destroyed stays as it is: work that finishes after the
+   * client left may still report its phase.
+   */
   setState(state: ConnectionState): void {
-    if (this.state !== "closed") this.state = state;
+    const from = this.#state;
+    if (from === "closing" || from === "closed") return;
+    if (state === "closing" || state === "closed") throw new IllegalTransitionError(this.id, from, state); // only destroy() closes
+    if (!canTransition(from, state)) throw new IllegalTransitionError(this.id, from, state);
+    this.#state = state;
   }
 
-  /** Arms (or re-arms) a named timer owned by this connection. */
-  timer(name: string, ms: number, onExpire: () => void): void {
+  /** Arms (or re-arms) one of the connection's timers; `ms` 0 (or less) leaves it disarmed. */
+  timer(name: ConnectionTimer, ms: number, onExpire: () => void): void {
     if (this.destroyed) return;
     this.clearTimer(name);
     if (!(ms > 0)) return;
-    const t = setTimeout(() => {
-      this.#timers?.delete(name);
+    const slot = TIMER_SLOT[name];
+    const timers = (this.#timers ??= new Array<NodeJS.Timeout | undefined>(TIMER_COUNT).fill(undefined));
+    timers[slot] = setTimeout(() => {
+      timers[slot] = undefined;
       onExpire();
     }, ms);
-    (this.#timers ??= new Map()).set(name, t);
   }
 
-  clearTimer(name: string): void {
-    const t = this.#timers?.get(name);
+  clearTimer(name: ConnectionTimer): void {
+    const timers = this.#timers;
+    if (timers === undefined) return;
+    const slot = TIMER_SLOT[name];
+    const t = timers[slot];
     if (t !== undefined) {
       clearTimeout(t);
-      this.#timers!.delete(name);
-      if (this.#timers!.size === 0) this.#timers = undefined;
+      timers[slot] = undefined;
     }
   }
 
@@ -205,12 +238,12 @@ export class Connection {
 
   /** Releases everything the connection owns. Idempotent; the first reason is kept. */
   destroy(reason: CloseReason, error?: unknown): void {
-    if (this.state === "closed") return;
-    this.state = "closed";
+    if (this.destroyed) return;
+    this.#state = "closing";
     this.#closeReason = reason;
     if (this.#timers) {
-      for (const t of this.#timers.values()) clearTimeout(t);
-      this.#timers.clear();
+      for (const t of this.#timers) if (t !== undefined) clearTimeout(t);
+      this.#timers = undefined;
     }
     this.#abort?.abort(CLOSED);
     this.#releaseLease();
@@ -244,7 +277,11 @@ export class Connection {
       route: this.route?.name,
       target: this.target ? formatTarget(this.target) : undefined,
     };
-    this.proxy.connectionClosed(this, info);
+    try {
+      this.proxy.connectionClosed(this, info);
+    } finally {
+      this.#state = "closed";
+    }
   }
 }
 

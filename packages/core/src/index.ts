@@ -1,5 +1,6 @@
 export { Proxy, type ProxyOptions, type ListenerAddress, type CloseOptions } from "./proxy.js";
-export { Connection, type ConnectionState, type Cleanup, normalizeAddress } from "./connection.js";
+export { Connection, ConnectionTimer, type Cleanup, normalizeAddress } from "./connection.js";
+export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 export {
   buildHooks,
   type ProxyHooks,

@@ -1,5 +1,5 @@
 import type { AddressInfo, Socket } from "node:net";
-import { Connection, kConnection, type OwnedSocket } from "./connection.js";
+import { Connection, ConnectionTimer, kConnection, type OwnedSocket } from "./connection.js";
 import { dial, type DialOptions } from "./dialer.js";
 import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
 import { ReportEmitter } from "./events.js";
@@ -366,8 +366,8 @@ export class Proxy {
       return conn.destroy("rejected");
     }
     const t = l.timeouts;
-    conn.timer("handshake", t.handshake, () => conn.destroy("handshake-timeout"));
-    if (t.lifetime > 0) conn.timer("lifetime", t.lifetime, () => conn.destroy("lifetime-timeout"));
+    conn.timer(ConnectionTimer.HANDSHAKE, t.handshake, () => conn.destroy("handshake-timeout"));
+    if (t.lifetime > 0) conn.timer(ConnectionTimer.LIFETIME, t.lifetime, () => conn.destroy("lifetime-timeout"));
     void this.#start(l, conn);
   }
 
@@ -420,7 +420,7 @@ export class Proxy {
    * last). Throws `ResolveError` (RouteNotFoundError when nothing answers).
    */
   async resolve(conn: Connection, key: RouteKey): Promise<RouteMatchResult> {
-    conn.setState("routing");
+    enterRouting(conn);
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#options.checkAnswered(match.route, key);
@@ -447,7 +447,7 @@ export class Proxy {
    */
   tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined {
     if (this.hooks.onResolve.taps.length !== 1) return undefined;
-    conn.setState("routing");
+    enterRouting(conn);
     const match = this.#routes.match(key);
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#route(conn, match.route);
@@ -500,6 +500,14 @@ export class Proxy {
 
 
 type AcceptedSocket = OwnedSocket;
+
+/**
+ * A connection still in its handshake is routing now. One already past it (an L7 session whose
+ * every message is routed) keeps its state: per-message routing is no phase of the connection.
+ */
+function enterRouting(conn: Connection): void {
+  if (conn.state === "handshaking") conn.setState("routing");
+}
 
 function onClientError(this: AcceptedSocket, err: Error): void {
   this[kConnection].destroy("client-error", err);

@@ -1,4 +1,4 @@
-import type { Connection } from "./connection.js";
+import { ConnectionTimer, type Connection } from "./connection.js";
 import { PluginError, ResolveError } from "./errors.js";
 import type { ProtocolHandler } from "./plugin.js";
 import { earlyRead, relay } from "./relay.js";
@@ -38,7 +38,7 @@ export class TcpProtocol implements ProtocolHandler {
     if (conn.destroyed) return;
     // the handshake ends with routing (the key is known): from here on the connect timeout (per
     // attempt) bounds the upstream connect, not what is left of the handshake deadline
-    conn.clearTimer("handshake");
+    conn.clearTimer(ConnectionTimer.HANDSHAKE);
     let upstream;
     try {
       ({ socket: upstream } = await proxy.connectUpstream(conn, match));

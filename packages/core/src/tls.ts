@@ -1,7 +1,7 @@
 import { constants } from "node:crypto";
 import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
-import type { Connection } from "./connection.js";
+import { ConnectionTimer, type Connection } from "./connection.js";
 import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
 import { compileHostGlob } from "./routing/glob.js";
 import type { ListenerTls } from "./types.js";
@@ -117,12 +117,12 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
   conn.socket = tlsSocket;
   return new Promise<TLSSocket>((resolve, reject) => {
     conn.onDestroy(() => reject(new ProtocolError("connection closed during TLS handshake")));
-    conn.timer("tls-handshake", options.timeoutMs, () => {
+    conn.timer(ConnectionTimer.TLS_HANDSHAKE, options.timeoutMs, () => {
       conn.destroy("handshake-timeout", new UpstreamTimeoutError("tls-handshake", "client TLS handshake timed out"));
     });
     tlsSocket.once("secure", () => {
       tlsSocket.off("end", endedEarly);
-      conn.clearTimer("tls-handshake");
+      conn.clearTimer(ConnectionTimer.TLS_HANDSHAKE);
       if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {
         const code = String(tlsSocket.authorizationError ?? "unverifiable");
         conn.destroy("client-error", new ProtocolError(`client certificate rejected: ${code}`));
