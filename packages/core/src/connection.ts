@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
-import type { CloseInfo, CloseReason } from "./hooks.js";
-import type { ConnectionInfo } from "./messages.js";
+import type { CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
 import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
@@ -62,7 +62,10 @@ export class Connection {
   /** coarse time of the last relayed chunk */
   activeAt = 0;
 
-  /** the proxy that accepted it: resolve, dial, logger, timeouts */
+  /**
+   * The proxy that accepted it. A protocol uses `context` (what protocols may use of it); the
+   * whole `Proxy` is for keying per-proxy state and for plugins.
+   */
   readonly proxy: Proxy;
   // created on first use: an idle proxied connection should cost as little memory as possible
   readonly #seq: number;
@@ -87,6 +90,11 @@ export class Connection {
     this.listener = listener;
     this.rawSocket = socket;
     this.socket = socket;
+  }
+
+  /** what the protocol may use of the proxy: hooks, events, logger, deadlines, resolve, dial */
+  get context(): ProtocolContext {
+    return this.proxy;
   }
 
   /** unique in this process: the pid and a sequence number, base 36 */

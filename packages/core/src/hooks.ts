@@ -3,7 +3,7 @@ import type { Connection } from "./connection.js";
 import { PluginError } from "./errors.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import type { RouteMatchResult } from "./routing/route.js";
-import type { RouteKey } from "./types.js";
+import type { CloseInfo, RouteKey } from "./vocabulary.js";
 
 /** Returned by an `onAccept` tap to refuse a connection. */
 export interface Rejection {
@@ -16,34 +16,7 @@ export interface ResolveRequest {
   readonly connection: Connection;
 }
 
-/** Why a connection closed, with what it carried. Given to `onClose` and the close event. */
-export interface CloseInfo {
-  readonly reason: CloseReason;
-  readonly error: Error | undefined;
-  /** bytes read from the client */
-  readonly bytesIn: number;
-  /** bytes written to the client */
-  readonly bytesOut: number;
-  readonly durationMs: number;
-  readonly route: string | undefined;
-  readonly target: string | undefined;
-}
-
-export type CloseReason =
-  | "done"
-  | "client-closed"
-  | "client-error"
-  | "upstream-closed"
-  | "upstream-error"
-  | "connect-failed"
-  | "no-route"
-  | "rejected"
-  | "protocol-error"
-  | "handshake-timeout"
-  | "idle-timeout"
-  | "lifetime-timeout"
-  | "plugin-error"
-  | "shutdown";
+export type { CloseInfo, CloseReason } from "./vocabulary.js";
 
 function createHooks() {
   return {

@@ -1,4 +1,5 @@
 export { Proxy, type ProxyOptions, type ListenerAddress, type CloseOptions } from "./proxy.js";
+export type { ProtocolContext } from "./protocol-context.js";
 export { Connection, ConnectionTimer, type Cleanup, normalizeAddress } from "./connection.js";
 export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 export {

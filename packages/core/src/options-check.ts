@@ -11,7 +11,8 @@
 import { ConfigError, ResolveError } from "./errors.js";
 import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
 import type { Route } from "./routing/route.js";
-import type { ListenerConfig, ListenerTls, RouteConfig, RouteKey } from "./types.js";
+import type { ListenerConfig, ListenerTls, RouteConfig } from "./types.js";
+import type { RouteKey } from "./vocabulary.js";
 
 /** `where` labels for problem lines (core names things; the CLI uses config paths). */
 export interface OptionsCheckLabels {

@@ -3,7 +3,9 @@ import { Connection, ConnectionTimer, kConnection, type OwnedSocket } from "./co
 import { dial, type DialOptions } from "./dialer.js";
 import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
 import { ReportEmitter } from "./events.js";
-import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
+import { buildHooks, type ProxyHooks } from "./hooks.js";
+import type { CloseInfo, ListenerAddress, RouteKey } from "./vocabulary.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import { IdleSweeper } from "./idle.js";
 import type { ProxyRequest } from "./messages.js";
 import { OptionsChecker } from "./options-check.js";
@@ -29,7 +31,6 @@ import {
   DEFAULT_TIMEOUTS,
   type ListenerConfig,
   type RouteConfig,
-  type RouteKey,
   type SsrfOptions,
   type Target,
   type Timeouts,
@@ -49,12 +50,7 @@ export interface ProxyOptions {
   logger?: Logger;
 }
 
-export interface ListenerAddress {
-  name: string;
-  protocol: string;
-  host: string;
-  port: number;
-}
+export type { ListenerAddress };
 
 export interface CloseOptions {
   /** how long established connections may finish before they are destroyed (default 10 s) */
@@ -74,7 +70,7 @@ export interface CloseOptions {
  * await proxy.listen();
  * ```
  */
-export class Proxy {
+export class Proxy implements ProtocolContext {
   /** extension points; see hooks.ts for what each tap may do */
   readonly hooks: ProxyHooks = buildHooks();
   /** report-only events: connection open/close, upstream errors, listening */

@@ -11,7 +11,7 @@ export class TcpProtocol implements ProtocolHandler {
   readonly name = "tcp";
 
   async handle(conn: Connection): Promise<void> {
-    const proxy = conn.proxy;
+    const proxy = conn.context;
     const clientIp = conn.clientIp;
     // the address is read here, for the first time, unless a hook or event asked before: a client
     // that reset in the meantime has none left, and is gone — not a routing failure

@@ -60,20 +60,7 @@ export interface RouteConfig {
   options?: Record<string, unknown>;
 }
 
-/** The routing key a protocol extracts before asking where to go. */
-export interface RouteKey {
-  listener: string;
-  protocol: string;
-  clientIp: string;
-  host?: string;
-  sni?: string;
-  path?: string;
-  method?: string;
-  database?: string;
-  user?: string;
-  ehlo?: string;
-  [key: string]: string | undefined;
-}
+export type { RouteKey } from "./vocabulary.js";
 
 /** TLS termination settings of a listener; `sni` maps host globs to their own certificate. */
 export interface ListenerTls {

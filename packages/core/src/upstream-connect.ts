@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import type { Connection } from "./connection.js";
 import { ProxyError, UpstreamConnectError } from "./errors.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
-import type { Proxy } from "./proxy.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import { reportConnect } from "./routing/balancer.js";
 import type { RouteMatchResult } from "./routing/route.js";
 import type { Target } from "./types.js";
@@ -21,7 +21,7 @@ const MAX_CONNECT_ATTEMPTS = 10;
  * that just failed).
  */
 export async function connectWithRetries(
-  proxy: Proxy,
+  proxy: ProtocolContext,
   conn: Connection,
   match: RouteMatchResult,
   request?: ProxyRequest,

@@ -39,3 +39,13 @@ void h;
 // Stage constants are numbers usable as tap stages
 const s: number = Stage.OBSERVE;
 void s;
+
+// a protocol's narrow view of the proxy: what HTTP and TCP use, none of the lifecycle
+import type { Connection, ProtocolContext } from "@switchyard/core";
+const context: ProtocolContext = proxy;
+void context.hooks.onRequest.isUsed();
+void ((conn: Connection) => [conn.context.timeoutsFor(conn).idle, conn.context.closing, conn.context.logger]);
+// @ts-expect-error the route table is not the protocol's business
+context.setRoutes([]);
+// @ts-expect-error nor is the proxy's lifecycle
+void context.close();

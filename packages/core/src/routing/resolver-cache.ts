@@ -2,7 +2,7 @@
  * Resolver helpers: a TTL cache with request coalescing, and a timeout wrapper.
  */
 import { ConfigError, ProxyError, ResolveError, ResolveErrorKind } from "../errors.js";
-import type { RouteKey } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
 import type { ResolveContext, Resolver, ResolverAnswer } from "./route.js";
 
 /** Options of `CachedResolver`. */

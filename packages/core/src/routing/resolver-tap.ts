@@ -1,7 +1,7 @@
 import { ResolveError } from "../errors.js";
 import type { ProxyHooks } from "../hooks.js";
 import { Stage } from "../stage.js";
-import type { RouteKey } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
 import { CachedResolver } from "./resolver-cache.js";
 import type { ResolveContext, Resolver, ResolverAnswer, Route } from "./route.js";
 import { routeFromAnswer } from "./route-table.js";

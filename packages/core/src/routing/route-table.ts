@@ -17,7 +17,8 @@
  * above one that constrains fewer, and among routes with the same fields sharper patterns win.
  */
 import { ConfigError, ResolveError, RouteNotFoundError } from "../errors.js";
-import type { LoadBalancing, RouteConfig, RouteKey, Target, TargetInput } from "../types.js";
+import type { LoadBalancing, RouteConfig, Target, TargetInput } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
 import { createBalancer, isLoadBalancing, LOAD_BALANCING } from "./balancer.js";
 import { IpMatcher } from "./cidr.js";
 import { compileGlob, compileHostGlob } from "./glob.js";
