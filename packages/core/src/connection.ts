@@ -4,7 +4,7 @@ import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
 import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
-import { clock } from "./idle.js";
+import { clock } from "./internal/idle.js";
 import { formatTarget } from "./routing/target.js";
 import type { ListenerConfig, Target } from "./types.js";
 
@@ -15,19 +15,21 @@ export type { ConnectionState };
  * - `HANDSHAKE`: accept until the routing key is known (the listener's `handshake` timeout);
  * - `TLS_HANDSHAKE`: a TLS upgrade of the client socket;
  * - `LIFETIME`: the whole connection (the listener's `lifetime` timeout);
- * - `LINGER`: after the proxy's last byte, how long a closing session waits for the client.
+ * - `LINGER`: after the proxy's last byte, how long a closing session waits for the client;
+ * - `REFUSAL`: a refusal in protocol terms (the protocol's answer and the client's close).
  */
 export const ConnectionTimer = Object.freeze({
   HANDSHAKE: "handshake",
   TLS_HANDSHAKE: "tls-handshake",
   LIFETIME: "lifetime",
   LINGER: "linger",
+  REFUSAL: "refusal",
 } as const);
 export type ConnectionTimer = (typeof ConnectionTimer)[keyof typeof ConnectionTimer];
 
 /** each timer's slot in a connection's timer array */
-const TIMER_SLOT: Readonly<Record<ConnectionTimer, number>> = { handshake: 0, "tls-handshake": 1, lifetime: 2, linger: 3 };
-const TIMER_COUNT = 4;
+const TIMER_SLOT: Readonly<Record<ConnectionTimer, number>> = { handshake: 0, "tls-handshake": 1, lifetime: 2, linger: 3, refusal: 4 };
+const TIMER_COUNT = 5;
 
 /** what `onDestroy` runs: the close reason and the connection */
 export type Cleanup = (reason: CloseReason, conn: Connection) => void;

@@ -1,21 +1,31 @@
 import type { AddressInfo, Socket } from "node:net";
 import { Connection, ConnectionTimer, kConnection, type OwnedSocket } from "./connection.js";
 import { dial, type DialOptions } from "./dialer.js";
-import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
+import {
+  ConfigError,
+  ConnectionRejectedError,
+  PluginError,
+  RouteNotFoundError,
+  ShuttingDownError,
+  UpstreamTimeoutError,
+  type ProxyError,
+} from "./errors.js";
+import { Refusals } from "./internal/refusal.js";
+import { MatchKeys, type MatchKeyKind } from "./routing/match-keys.js";
 import { ReportEmitter } from "./events.js";
 import { buildHooks, type ProxyHooks } from "./hooks.js";
-import type { CloseInfo, ListenerAddress, RouteKey } from "./vocabulary.js";
+import type { CloseInfo, CloseReason, ListenerAddress, RouteKey } from "./vocabulary.js";
 import type { ProtocolContext } from "./protocol-context.js";
-import { IdleSweeper } from "./idle.js";
+import { IdleSweeper } from "./internal/idle.js";
 import type { ProxyRequest } from "./messages.js";
 import { OptionsChecker } from "./options-check.js";
-import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
+import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin, type RefusalKind } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
 import type { Resolver, Route, RouteMatchResult } from "./routing/route.js";
 import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
-import { CertificateStore, upgradeToTls } from "./tls.js";
+import { CertificateStore, tlsHandshakeInProgress, upgradeToTls } from "./tls.js";
 import {
   applyListenerChanges,
   bindListener,
@@ -25,8 +35,8 @@ import {
   type ListenerRuntime,
 } from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
-import { connectWithRetries } from "./upstream-connect.js";
-import { describeKey, tapResolver } from "./routing/resolver-tap.js";
+import { connectWithRetries } from "./internal/upstream-connect.js";
+import { describeKey, tapResolver } from "./internal/resolver-tap.js";
 import {
   DEFAULT_TIMEOUTS,
   type ListenerConfig,
@@ -91,7 +101,11 @@ export class Proxy implements ProtocolContext {
   readonly #options: OptionsChecker;
   readonly #ssrfAllow: IpMatcher | undefined;
   readonly #ssrfDisabled: boolean;
-  #routes: RouteTable;
+  // undefined only while the constructor applies plugins
+  #routes!: RouteTable;
+  readonly #matchKeys = new MatchKeys();
+  readonly #refusals: Refusals;
+  #protocolsClosed = false;
   #closing = false;
   #listening = false;
 
@@ -99,7 +113,7 @@ export class Proxy implements ProtocolContext {
     if (!options || !Array.isArray(options.listeners)) throw new ConfigError("listeners: must be an array");
     this.logger = options.logger ?? createJsonLogger();
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    this.#routes = new RouteTable(options.routes ?? []);
+    this.#refusals = new Refusals(this.logger);
     this.#ssrfAllow = options.ssrf?.allow?.length ? new IpMatcher(options.ssrf.allow) : undefined;
     this.#ssrfDisabled = options.ssrf?.disabled === true;
     const names = new Set<string>();
@@ -109,7 +123,7 @@ export class Proxy implements ProtocolContext {
       this.#listeners.set(l.name, this.#runtime(l));
     }
     this.registerProtocol(new TcpProtocol());
-    if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0);
+    if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0, this.#matchKeys);
     this.hooks.onResolve.tap({ name: "RouteTable", stage: Stage.DEFAULT_ROUTES }, ({ key }) => this.#routes.match(key));
     this.#plugins = [...(options.plugins ?? [])];
     this.#options = new OptionsChecker(this.#protocols, this.#plugins, this.logger);
@@ -120,6 +134,8 @@ export class Proxy implements ProtocolContext {
         throw new PluginError("apply", plugin.name, err);
       }
     }
+    // compiled once the plugins registered their protocols' match keys
+    this.#routes = new RouteTable(options.routes ?? [], this.#matchKeys);
     this.#options.check(options.listeners, options.routes ?? [], this.#routes.routes);
   }
 
@@ -132,9 +148,38 @@ export class Proxy implements ProtocolContext {
     return this.#closing;
   }
 
-  /** Makes a protocol available to listeners that name it. */
+  /** Makes a protocol available to listeners that name it, with the match keys it declares. */
   registerProtocol(handler: ProtocolHandler): void {
+    for (const [name, kind] of Object.entries(handler.matchKeys ?? {})) this.#registerMatchKey(name, kind, `protocol "${handler.name}"`);
     this.#protocols.set(handler.name, handler);
+    this.#recompileRoutes();
+  }
+
+  /**
+   * Declares a routing-key field routes may match on, and how it compares: `"glob"`
+   * (case-sensitive), `"host-glob"` (case-insensitive host labels) or `"cidr"` (IPs and ranges).
+   * The route table compiles `match.<name>` by it and the resolver cache keys by it. A key
+   * registered again with another kind throws `ConfigError`. Call it from a plugin's `apply`.
+   */
+  registerMatchKey(name: string, kind: MatchKeyKind): void {
+    this.#registerMatchKey(name, kind, "registerMatchKey");
+    this.#recompileRoutes();
+  }
+
+  #registerMatchKey(name: string, kind: MatchKeyKind, by: string): void {
+    this.#matchKeys.register(name, kind, by);
+  }
+
+  /** Match keys known to this proxy (core's and the registered ones), with their kinds. */
+  get matchKeys(): ReadonlyArray<readonly [string, MatchKeyKind]> {
+    return this.#matchKeys.entries();
+  }
+
+  /** a key registered after the table was built changes how its routes compile */
+  #recompileRoutes(): void {
+    if (this.#routes === undefined) return;
+    const configs = this.#routes.routes.flatMap((r) => (r.config === undefined ? [] : [r.config]));
+    this.#routes = new RouteTable(configs, this.#matchKeys);
   }
 
   /**
@@ -143,7 +188,7 @@ export class Proxy implements ProtocolContext {
    * listeners passes the set the routes will serve.
    */
   setRoutes(routes: RouteConfig[], listeners: readonly Readonly<ListenerConfig>[] = this.listeners): void {
-    const table = new RouteTable(routes);
+    const table = new RouteTable(routes, this.#matchKeys);
     this.#options.check(listeners, routes, table.routes);
     this.#routes = table;
   }
@@ -304,6 +349,21 @@ export class Proxy implements ProtocolContext {
     await this.#drain(() => true, () => this.#connections.size > 0, options.timeout ?? 10_000);
     await Promise.all(unbound);
     this.#listening = false;
+    await this.#closeProtocols();
+  }
+
+  /** Each protocol's `close()`, once, after every connection is gone; a failing one is logged. */
+  async #closeProtocols(): Promise<void> {
+    if (this.#protocolsClosed) return;
+    this.#protocolsClosed = true;
+    for (const protocol of new Set(this.#protocols.values())) {
+      if (protocol.close === undefined) continue;
+      try {
+        await protocol.close();
+      } catch (err) {
+        this.logger.error("protocol close failed", { protocol: protocol.name, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
   }
 
   /**
@@ -356,13 +416,16 @@ export class Proxy implements ProtocolContext {
     // and the open event see it from accept on (the SNI is known once the handshake is done)
     if (l.certs && (this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept") conn.info.tls = true;
     if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
-    if (this.#closing) return conn.destroy("shutdown");
+    if (this.#closing) return this.#refuse(l, conn, "shutdown", "shutdown", new ShuttingDownError());
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
       this.logger.warn("connection limit reached", { listener: l.config.name, id: conn.id });
-      return conn.destroy("rejected");
+      const error = new ConnectionRejectedError(`listener "${l.config.name}" has reached maxConnections (${l.config.maxConnections})`);
+      return this.#refuse(l, conn, "connection-limit", "rejected", error);
     }
     const t = l.timeouts;
-    conn.timer(ConnectionTimer.HANDSHAKE, t.handshake, () => conn.destroy("handshake-timeout"));
+    conn.timer(ConnectionTimer.HANDSHAKE, t.handshake, () =>
+      this.#refuse(l, conn, "handshake-timeout", "handshake-timeout", new UpstreamTimeoutError("handshake", "client handshake timed out")),
+    );
     if (t.lifetime > 0) conn.timer(ConnectionTimer.LIFETIME, t.lifetime, () => conn.destroy("lifetime-timeout"));
     void this.#start(l, conn);
   }
@@ -374,7 +437,7 @@ export class Proxy implements ProtocolContext {
         if (conn.destroyed) return;
         if (rejection) {
           this.logger.info("connection rejected", { id: conn.id, reason: rejection.reason });
-          return conn.destroy("rejected");
+          return this.#refuse(l, conn, "rejected", "rejected", new ConnectionRejectedError(rejection.reason));
         }
       }
       const protocol = this.#protocols.get(l.config.protocol)!;
@@ -387,6 +450,18 @@ export class Proxy implements ProtocolContext {
     } catch (err) {
       this.failConnection(conn, err);
     }
+  }
+
+  /**
+   * Closes a connection on core's account, through its protocol's `refuse` when the client can
+   * read an answer: not while a TLS handshake is under way, nor on a listener that terminates TLS
+   * before the handshake started.
+   */
+  #refuse(l: ListenerRuntime, conn: Connection, kind: RefusalKind, reason: CloseReason, error: ProxyError): void {
+    const protocol = this.#protocols.get(l.config.protocol);
+    const tlsFirst = l.certs !== undefined && (protocol?.tlsMode ?? "accept") === "accept";
+    const canHear = !tlsHandshakeInProgress(conn) && !(tlsFirst && conn.socket === conn.rawSocket);
+    this.#refusals.refuse(conn, protocol, canHear, { kind, reason, error });
   }
 
   /** Ends a connection after an unexpected failure, logging it with the right reason. */

@@ -82,6 +82,14 @@ export class CertificateStore {
   };
 }
 
+/** connections whose client socket is in the middle of a TLS handshake */
+const handshaking = new WeakSet<Connection>();
+
+/** true while `upgradeToTls` waits for the client's handshake (nothing can be said to it then) */
+export function tlsHandshakeInProgress(conn: Connection): boolean {
+  return handshaking.has(conn);
+}
+
 export interface UpgradeOptions {
   /** handshake deadline in ms (0 disables) */
   timeoutMs: number;
@@ -115,12 +123,14 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
   const endedEarly = (): void => conn.destroy("client-closed");
   tlsSocket.once("end", endedEarly);
   conn.socket = tlsSocket;
+  handshaking.add(conn);
   return new Promise<TLSSocket>((resolve, reject) => {
     conn.onDestroy(() => reject(new ProtocolError("connection closed during TLS handshake")));
     conn.timer(ConnectionTimer.TLS_HANDSHAKE, options.timeoutMs, () => {
       conn.destroy("handshake-timeout", new UpstreamTimeoutError("tls-handshake", "client TLS handshake timed out"));
     });
     tlsSocket.once("secure", () => {
+      handshaking.delete(conn);
       tlsSocket.off("end", endedEarly);
       conn.clearTimer(ConnectionTimer.TLS_HANDSHAKE);
       if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {

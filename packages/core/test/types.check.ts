@@ -49,3 +49,13 @@ void ((conn: Connection) => [conn.context.timeoutsFor(conn).idle, conn.context.c
 context.setRoutes([]);
 // @ts-expect-error nor is the proxy's lifecycle
 void context.close();
+
+// defineHooks keeps each hook's types from its `new` call
+import { defineHooks } from "@switchyard/core";
+import { AsyncSeriesBailHook } from "tapable";
+const own = defineHooks({ onMailFrom: new AsyncSeriesBailHook<[string], { code: number } | undefined>(["from"]) });
+own.onMailFrom.tap("ok", (from: string) => (from ? undefined : { code: 550 }));
+// @ts-expect-error a bail tap must return the declared answer type
+own.onMailFrom.tap("bad", () => "550");
+// @ts-expect-error the set is read-only
+own.onMailFrom = new AsyncSeriesBailHook<[string], { code: number } | undefined>(["from"]);

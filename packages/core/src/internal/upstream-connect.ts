@@ -1,11 +1,11 @@
 import type { Socket } from "node:net";
-import type { Connection } from "./connection.js";
-import { ProxyError, UpstreamConnectError } from "./errors.js";
-import type { ProxyRequest, UpstreamResponse } from "./messages.js";
-import type { ProtocolContext } from "./protocol-context.js";
-import { reportConnect } from "./routing/balancer.js";
-import type { RouteMatchResult } from "./routing/route.js";
-import type { Target } from "./types.js";
+import type { Connection } from "../connection.js";
+import { ProxyError, UpstreamConnectError } from "../errors.js";
+import type { ProxyRequest, UpstreamResponse } from "../messages.js";
+import type { ProtocolContext } from "../protocol-context.js";
+import { reportConnect } from "./balancer.js";
+import type { RouteMatchResult } from "../routing/route.js";
+import type { Target } from "../types.js";
 
 /** Most attempts the core makes for one upstream connect, whatever taps ask. */
 const MAX_CONNECT_ATTEMPTS = 10;
