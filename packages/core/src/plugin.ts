@@ -1,5 +1,6 @@
 import type { Connection } from "./connection.js";
 import type { ProxyError } from "./errors.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { MatchKeyKind } from "./routing/match-keys.js";
 import type { CloseReason } from "./vocabulary.js";
@@ -93,9 +94,10 @@ export interface ProtocolHandler extends RouteOptionsReader {
   refuse?(conn: Connection, refusal: Refusal): void | Promise<void>;
   /**
    * Called once by `Proxy.close()` after every connection is closed: release what the protocol
-   * keeps per proxy (upstream pools, cancel-key maps, timers).
+   * keeps for that proxy (upstream pools, cancel-key maps, timers). `context` is the closing
+   * proxy, for a protocol instance registered with several.
    */
-  close?(): void | Promise<void>;
+  close?(context: ProtocolContext): void | Promise<void>;
 }
 
 /** Logs structured lines; the default writes JSON to stderr for warn and error. */

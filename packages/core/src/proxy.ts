@@ -359,7 +359,7 @@ export class Proxy implements ProtocolContext {
     for (const protocol of new Set(this.#protocols.values())) {
       if (protocol.close === undefined) continue;
       try {
-        await protocol.close();
+        await protocol.close(this);
       } catch (err) {
         this.logger.error("protocol close failed", { protocol: protocol.name, error: err instanceof Error ? err.message : String(err) });
       }

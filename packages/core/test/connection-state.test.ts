@@ -7,6 +7,9 @@ import {
   ConnectionTimer,
   IllegalTransitionError,
   Proxy,
+  relay,
+  type ProtocolHandler,
+  type ProxyPlugin,
   silentLogger,
   type ConnectionState,
 } from "@switchyard/core";
@@ -147,5 +150,34 @@ describe("connection states of a real TCP connection", () => {
     c.end();
     await waitFor(() => p.proxy.connections.size === 0, 2000, "the connection to close");
     expect(seen).to.deep.equal(["handshaking", "routing", "connecting", "established"]);
+  });
+
+  it("an established L7 session that routes and connects for a message stays established", async () => {
+    const echo = await fx.serve(startEchoServer());
+    const states: ConnectionState[] = [];
+    // a session-style protocol: established first, then routes and connects for its first message
+    const session: ProtocolHandler & ProxyPlugin = {
+      name: "session",
+      apply: (proxy) => proxy.registerProtocol(session),
+      async handle(conn) {
+        conn.setState("established");
+        states.push(conn.state);
+        const key = { listener: conn.listener.name, protocol: "session", clientIp: conn.clientIp };
+        const match = await conn.context.resolve(conn, key);
+        states.push(conn.state);
+        const { socket } = await conn.context.connectUpstream(conn, match);
+        states.push(conn.state);
+        relay(conn, socket, { idleMs: 0 });
+      },
+    };
+    const p = await fx.start({
+      listeners: [{ name: "s", protocol: "session", port: 0 }],
+      routes: [{ name: "r", targets: [`127.0.0.1:${echo.port}`] }],
+      plugins: [session],
+    });
+    const c = await fx.client(p.port());
+    c.write("hi");
+    expect((await readBytes(c, 2)).toString()).to.equal("hi");
+    expect(states).to.deep.equal(["established", "established", "established"]);
   });
 });

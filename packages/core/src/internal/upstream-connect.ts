@@ -28,7 +28,9 @@ export async function connectWithRetries(
 ): Promise<{ socket: Socket; target: Target }> {
   const route = match.route;
   const tried = new Set<Target>();
-  conn.setState("connecting");
+  // a connection being routed is connecting now; an established L7 session connecting for one
+  // of its messages stays established (per-message work is no phase of the connection)
+  if (conn.state === "routing") conn.setState("connecting");
   for (let attempt = 1; ; attempt++) {
     const target = request?.target ?? route.balancer.pick(tried) ?? route.balancer.pick();
     if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);
