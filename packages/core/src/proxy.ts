@@ -179,7 +179,10 @@ export class Proxy implements ProtocolContext {
   #recompileRoutes(): void {
     if (this.#routes === undefined) return;
     const configs = this.#routes.routes.flatMap((r) => (r.config === undefined ? [] : [r.config]));
-    this.#routes = new RouteTable(configs, this.#matchKeys);
+    const table = new RouteTable(configs, this.#matchKeys);
+    // the same configs, checked before: this records the new route objects as checked
+    this.#options.check(this.listeners, configs, table.routes);
+    this.#routes = table;
   }
 
   /**
@@ -459,7 +462,9 @@ export class Proxy implements ProtocolContext {
    */
   #refuse(l: ListenerRuntime, conn: Connection, kind: RefusalKind, reason: CloseReason, error: ProxyError): void {
     const protocol = this.#protocols.get(l.config.protocol);
-    const tlsFirst = l.certs !== undefined && (protocol?.tlsMode ?? "accept") === "accept";
+    // the listener config the connection was accepted with (a reconfigured listener's new
+    // certificates apply to later connections only)
+    const tlsFirst = conn.listener.tls !== undefined && (protocol?.tlsMode ?? "accept") === "accept";
     const canHear = !tlsHandshakeInProgress(conn) && !(tlsFirst && conn.socket === conn.rawSocket);
     this.#refusals.refuse(conn, protocol, canHear, { kind, reason, error });
   }

@@ -65,7 +65,6 @@ export class Refusals {
     if (conn.destroyed) return;
     const socket = conn.socket;
     socket.end();
-    if (socket !== conn.rawSocket) conn.rawSocket.resume();
     socket.resume();
   }
 
