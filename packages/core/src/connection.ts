@@ -1,20 +1,35 @@
 import type { Socket } from "node:net";
-import type { CloseInfo, CloseReason } from "./hooks.js";
-import type { ConnectionInfo } from "./messages.js";
+import type { CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
-import { clock } from "./idle.js";
+import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
+import { clock } from "./internal/idle.js";
 import { formatTarget } from "./routing/target.js";
 import type { ListenerConfig, Target } from "./types.js";
 
-export type ConnectionState =
-  | "accepting"
-  | "handshaking"
-  | "routing"
-  | "connecting"
-  | "established"
-  | "closing"
-  | "closed";
+export type { ConnectionState };
+
+/**
+ * The deadlines a connection owns, one timer each (arming one again re-arms it):
+ * - `HANDSHAKE`: accept until the routing key is known (the listener's `handshake` timeout);
+ * - `TLS_HANDSHAKE`: a TLS upgrade of the client socket;
+ * - `LIFETIME`: the whole connection (the listener's `lifetime` timeout);
+ * - `LINGER`: after the proxy's last byte, how long a closing session waits for the client;
+ * - `REFUSAL`: a refusal in protocol terms (the protocol's answer and the client's close).
+ */
+export const ConnectionTimer = Object.freeze({
+  HANDSHAKE: "handshake",
+  TLS_HANDSHAKE: "tls-handshake",
+  LIFETIME: "lifetime",
+  LINGER: "linger",
+  REFUSAL: "refusal",
+} as const);
+export type ConnectionTimer = (typeof ConnectionTimer)[keyof typeof ConnectionTimer];
+
+/** each timer's slot in a connection's timer array */
+const TIMER_SLOT: Readonly<Record<ConnectionTimer, number>> = { handshake: 0, "tls-handshake": 1, lifetime: 2, linger: 3, refusal: 4 };
+const TIMER_COUNT = 5;
 
 /** what `onDestroy` runs: the close reason and the connection */
 export type Cleanup = (reason: CloseReason, conn: Connection) => void;
@@ -39,7 +54,6 @@ export class Connection {
   readonly rawSocket: Socket;
   /** the client stream: the raw socket, or the TLS socket after an upgrade */
   socket: Socket;
-  state: ConnectionState = "accepting";
   route: Route | undefined;
   target: Target | undefined;
   upstream: Socket | undefined;
@@ -50,7 +64,10 @@ export class Connection {
   /** coarse time of the last relayed chunk */
   activeAt = 0;
 
-  /** the proxy that accepted it: resolve, dial, logger, timeouts */
+  /**
+   * The proxy that accepted it. A protocol uses `context` (what protocols may use of it); the
+   * whole `Proxy` is for keying per-proxy state and for plugins.
+   */
   readonly proxy: Proxy;
   // created on first use: an idle proxied connection should cost as little memory as possible
   readonly #seq: number;
@@ -60,7 +77,9 @@ export class Connection {
   // the balancer slot this connection holds (least-connections bookkeeping), released on destroy
   #leaseRoute: Route | undefined;
   #leaseTarget: Target | undefined;
-  #timers: Map<string, NodeJS.Timeout> | undefined;
+  #state: ConnectionState = "accepting";
+  /** by TIMER_SLOT; created with the first timer */
+  #timers: Array<NodeJS.Timeout | undefined> | undefined;
   // one cleanup is kept as it is, more in an array: most connections have none or one
   #cleanups: Cleanup | Cleanup[] | undefined;
   #drainHandler: ((conn: Connection) => void) | undefined;
@@ -73,6 +92,11 @@ export class Connection {
     this.listener = listener;
     this.rawSocket = socket;
     this.socket = socket;
+  }
+
+  /** what the protocol may use of the proxy: hooks, events, logger, deadlines, resolve, dial */
+  get context(): ProtocolContext {
+    return this.proxy;
   }
 
   /** unique in this process: the pid and a sequence number, base 36 */
@@ -108,40 +132,59 @@ export class Connection {
   /** aborted when the connection is destroyed: pass it to anything async the connection awaits */
   get signal(): AbortSignal {
     this.#abort ??= new AbortController();
-    if (this.state === "closed" && !this.#abort.signal.aborted) this.#abort.abort(CLOSED);
+    if (this.destroyed && !this.#abort.signal.aborted) this.#abort.abort(CLOSED);
     return this.#abort.signal;
   }
 
+  /** where the connection is in its life; see connection-state.ts for the transitions */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** true from the moment `destroy` starts (state `closing`, then `closed`) */
   get destroyed(): boolean {
-    return this.state === "closed";
+    return this.#state === "closing" || this.#state === "closed";
   }
 
   get closeReason(): CloseReason | undefined {
     return this.#closeReason;
   }
 
+  /**
+   * Moves the connection to `state` along the transition table (connection-state.ts); the same
+   * state again is no change. Throws `IllegalTransitionError` for a move the table does not have
+   * (a bug). A connection already being destroyed stays as it is: work that finishes after the
+   * client left may still report its phase.
+   */
   setState(state: ConnectionState): void {
-    if (this.state !== "closed") this.state = state;
+    const from = this.#state;
+    if (from === "closing" || from === "closed") return;
+    if (state === "closing" || state === "closed") throw new IllegalTransitionError(this.id, from, state); // only destroy() closes
+    if (!canTransition(from, state)) throw new IllegalTransitionError(this.id, from, state);
+    this.#state = state;
   }
 
-  /** Arms (or re-arms) a named timer owned by this connection. */
-  timer(name: string, ms: number, onExpire: () => void): void {
+  /** Arms (or re-arms) one of the connection's timers; `ms` 0 (or less) leaves it disarmed. */
+  timer(name: ConnectionTimer, ms: number, onExpire: () => void): void {
     if (this.destroyed) return;
     this.clearTimer(name);
     if (!(ms > 0)) return;
-    const t = setTimeout(() => {
-      this.#timers?.delete(name);
+    const slot = TIMER_SLOT[name];
+    const timers = (this.#timers ??= new Array<NodeJS.Timeout | undefined>(TIMER_COUNT).fill(undefined));
+    timers[slot] = setTimeout(() => {
+      timers[slot] = undefined;
       onExpire();
     }, ms);
-    (this.#timers ??= new Map()).set(name, t);
   }
 
-  clearTimer(name: string): void {
-    const t = this.#timers?.get(name);
+  clearTimer(name: ConnectionTimer): void {
+    const timers = this.#timers;
+    if (timers === undefined) return;
+    const slot = TIMER_SLOT[name];
+    const t = timers[slot];
     if (t !== undefined) {
       clearTimeout(t);
-      this.#timers!.delete(name);
-      if (this.#timers!.size === 0) this.#timers = undefined;
+      timers[slot] = undefined;
     }
   }
 
@@ -205,12 +248,12 @@ export class Connection {
 
   /** Releases everything the connection owns. Idempotent; the first reason is kept. */
   destroy(reason: CloseReason, error?: unknown): void {
-    if (this.state === "closed") return;
-    this.state = "closed";
+    if (this.destroyed) return;
+    this.#state = "closing";
     this.#closeReason = reason;
     if (this.#timers) {
-      for (const t of this.#timers.values()) clearTimeout(t);
-      this.#timers.clear();
+      for (const t of this.#timers) if (t !== undefined) clearTimeout(t);
+      this.#timers = undefined;
     }
     this.#abort?.abort(CLOSED);
     this.#releaseLease();
@@ -244,7 +287,11 @@ export class Connection {
       route: this.route?.name,
       target: this.target ? formatTarget(this.target) : undefined,
     };
-    this.proxy.connectionClosed(this, info);
+    try {
+      this.proxy.connectionClosed(this, info);
+    } finally {
+      this.#state = "closed";
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { kConnection, type OwnedSocket } from "./connection.js";
 import { SsrfBlockedError, UpstreamConnectError, UpstreamTimeoutError, ProxyError } from "./errors.js";
 import type { IpMatcher } from "./routing/cidr.js";
-import { isRefusedAddress } from "./routing/ssrf.js";
+import { isRefusedAddress } from "./internal/ssrf.js";
 import type { Target } from "./types.js";
 
 export interface DialOptions {

@@ -3,7 +3,7 @@ import type { Connection } from "./connection.js";
 import { PluginError } from "./errors.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import type { RouteMatchResult } from "./routing/route.js";
-import type { RouteKey } from "./types.js";
+import type { CloseInfo, RouteKey } from "./vocabulary.js";
 
 /** Returned by an `onAccept` tap to refuse a connection. */
 export interface Rejection {
@@ -16,34 +16,7 @@ export interface ResolveRequest {
   readonly connection: Connection;
 }
 
-/** Why a connection closed, with what it carried. Given to `onClose` and the close event. */
-export interface CloseInfo {
-  readonly reason: CloseReason;
-  readonly error: Error | undefined;
-  /** bytes read from the client */
-  readonly bytesIn: number;
-  /** bytes written to the client */
-  readonly bytesOut: number;
-  readonly durationMs: number;
-  readonly route: string | undefined;
-  readonly target: string | undefined;
-}
-
-export type CloseReason =
-  | "done"
-  | "client-closed"
-  | "client-error"
-  | "upstream-closed"
-  | "upstream-error"
-  | "connect-failed"
-  | "no-route"
-  | "rejected"
-  | "protocol-error"
-  | "handshake-timeout"
-  | "idle-timeout"
-  | "lifetime-timeout"
-  | "plugin-error"
-  | "shutdown";
+export type { CloseInfo, CloseReason } from "./vocabulary.js";
 
 function createHooks() {
   return {
@@ -138,15 +111,43 @@ function asPluginError(hook: string, plugin: string, err: unknown): Error {
   return new PluginError(hook, plugin, err);
 }
 
-export function buildHooks(): ProxyHooks {
-  const hooks = createHooks();
+/** A tapable hook of any kind (what `defineHooks` wraps). */
+export interface TapableHook {
+  readonly taps: readonly unknown[];
+  isUsed(): boolean;
+  intercept(interceptor: object): void;
+}
+
+/** What `defineHooks` takes: tapable hooks, by name. */
+export type HookSet = Record<string, TapableHook>;
+
+/**
+ * Builds a set of hooks the way core builds its own, for a package's own extension points (an
+ * SMTP protocol's `onMailFrom`, a plugin's `getHooks(proxy)`): each tap's function is wrapped so a
+ * throw or rejection becomes a `PluginError` naming the hook (its key) and the plugin (the tap's
+ * name); `isUsed()` counts taps only (the wrapping is not use); the object is frozen. The types
+ * come from the `new` calls:
+ *
+ * ```ts
+ * const hooks = defineHooks({
+ *   onMailFrom: new AsyncSeriesBailHook<[MailFrom], Rejection | undefined>(["mail"]),
+ * });
+ * ```
+ */
+export function defineHooks<T extends HookSet>(hooks: T): Readonly<T> {
   for (const [name, hook] of Object.entries(hooks)) {
     wrapTaps(name, hook as unknown as Parameters<typeof wrapTaps>[1]);
     // tapable counts interceptors as use; ours only wraps taps, so only taps count
     const h = hook as unknown as { taps: unknown[]; interceptors: unknown[]; isUsed(): boolean };
+    const ours = h.interceptors.length;
     h.isUsed = function isUsed(this: typeof h) {
-      return this.taps.length > 0 || this.interceptors.length > 1;
+      return this.taps.length > 0 || this.interceptors.length > ours;
     };
   }
   return Object.freeze(hooks);
+}
+
+/** The proxy's own hooks (one set per Proxy). */
+export function buildHooks(): ProxyHooks {
+  return defineHooks(createHooks());
 }

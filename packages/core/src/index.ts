@@ -1,58 +1,102 @@
-export { Proxy, type ProxyOptions, type ListenerAddress, type CloseOptions } from "./proxy.js";
-export { Connection, type ConnectionState, type Cleanup, normalizeAddress } from "./connection.js";
-export {
-  buildHooks,
-  type ProxyHooks,
-  type Rejection,
-  type ResolveRequest,
-  type CloseInfo,
-  type CloseReason,
-} from "./hooks.js";
+// The public API of @switchyard/core: everything a user, a plugin or a protocol package may
+// import. Nothing else is reachable (package.json `exports` has only this entry); helpers that
+// core alone uses live in src/internal/ or stay unexported in their module.
+
+// the proxy and what protocols see of it
+export { Proxy, type ProxyOptions, type CloseOptions } from "./proxy.js";
+export type { ProtocolContext } from "./protocol-context.js";
+export type { ListenerChanges } from "./listeners.js";
+
+// shared vocabulary
+export type { CloseInfo, CloseReason, ConnectionInfo, ListenerAddress, RouteKey } from "./vocabulary.js";
+
+// connections
+export { Connection, ConnectionTimer, type Cleanup } from "./connection.js";
+export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
+
+// hooks, plugins, protocols, logging
+export { defineHooks, type ProxyHooks, type Rejection, type ResolveRequest } from "./hooks.js";
 export { Stage, type StageName } from "./stage.js";
-export * from "./errors.js";
-export * from "./types.js";
-export * from "./headers.js";
-export * from "./messages.js";
-export type { ProxyEvents, RequestRecord } from "./events.js";
-export type { ProxyStats, Counter } from "./stats.js";
 export {
-  type ProxyPlugin,
-  type ProtocolHandler,
-  type RouteOptionsReader,
-  type Logger,
-  type JsonLogger,
-  type LogLevel,
   createJsonLogger,
   silentLogger,
+  type JsonLogger,
+  type Logger,
+  type LogLevel,
+  type MatchKeyKind,
+  type ProtocolHandler,
+  type ProxyPlugin,
+  type Refusal,
+  type RefusalKind,
+  type RouteOptionsReader,
 } from "./plugin.js";
-export { dial, type DialOptions } from "./dialer.js";
-export { relay, earlyRead, onSocketEnd, EARLY_READ_LIMIT, type RelayOptions } from "./relay.js";
-export { CertificateStore, upgradeToTls, type UpgradeOptions } from "./tls.js";
-export type { ListenerChanges } from "./listeners.js";
-export { TcpProtocol } from "./tcp-protocol.js";
+export type { ProxyEvents, RequestRecord } from "./events.js";
+export type { Counter, ProxyStats } from "./stats.js";
+
+// errors
 export {
-  optionProblems,
-  listenerOptionProblems,
-  routeOptionProblems,
-  routeOptionValueProblems,
-  unknownRouteOptions,
-  unknownOptionMessage,
-  closestName,
-  type OptionsCheckLabels,
-} from "./options-check.js";
-export type {
-  Route,
-  RouteMatchResult,
-  Balancer,
-  Resolver,
-  ResolverAnswer,
-  ResolveContext,
-} from "./routing/route.js";
-export * from "./routing/target.js";
-export * from "./routing/glob.js";
-export * from "./routing/path.js";
-export * from "./routing/cidr.js";
-export * from "./routing/balancer.js";
-export * from "./routing/route-table.js";
-export * from "./routing/resolver-cache.js";
-export * from "./routing/ssrf.js";
+  ConfigError,
+  ConnectionRejectedError,
+  PluginError,
+  ProtocolError,
+  ProxyError,
+  ResolveError,
+  ResolveErrorKind,
+  RouteNotFoundError,
+  ShuttingDownError,
+  SsrfBlockedError,
+  UpstreamConnectError,
+  UpstreamResetError,
+  UpstreamTimeoutError,
+} from "./errors.js";
+
+// configuration
+export {
+  DEFAULT_TIMEOUTS,
+  type ListenerConfig,
+  type ListenerTls,
+  type LoadBalancing,
+  type RouteConfig,
+  type RouteMatch,
+  type SsrfOptions,
+  type Target,
+  type TargetInput,
+  type TargetTls,
+  type Timeouts,
+} from "./types.js";
+export { closestName, optionProblems, unknownOptionMessage, type OptionsCheckLabels } from "./options-check.js";
+
+// L7 messages and their headers
+export {
+  isHttpRequest,
+  isHttpResponse,
+  type DirectResponse,
+  type HttpRequestMessage,
+  type HttpUpstreamResponse,
+  type ProxyRequest,
+  type RetryRequest,
+  type UpstreamResponse,
+} from "./messages.js";
+export {
+  appendHeader,
+  getHeader,
+  getHeaders,
+  hasHeader,
+  headerTokens,
+  removeHeader,
+  setHeader,
+  type HeaderPairs,
+} from "./headers.js";
+
+// routing and resolvers
+export type { Balancer, ResolveContext, Resolver, ResolverAnswer, Route, RouteMatchResult } from "./routing/route.js";
+export { RouteTable } from "./routing/route-table.js";
+export { CachedResolver, withResolverTimeout, type CachedResolverOptions } from "./routing/resolver-cache.js";
+export { formatTarget, parseTarget } from "./routing/target.js";
+export { IpMatcher } from "./routing/cidr.js";
+
+// connecting, relaying, TLS
+export { dial, type DialOptions } from "./dialer.js";
+export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } from "./relay.js";
+export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export { TcpProtocol } from "./tcp-protocol.js";

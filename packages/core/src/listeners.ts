@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { ConfigError } from "./errors.js";
+import { listenerTlsProblems } from "./options-check.js";
 import type { Logger } from "./plugin.js";
 import { CertificateStore } from "./tls.js";
 import type { ListenerConfig, ListenerTls, Timeouts } from "./types.js";
@@ -59,6 +60,8 @@ export function applyListenerChanges(l: ListenerRuntime, changes: ListenerChange
 }
 
 function certificateStore(config: ListenerConfig): CertificateStore {
+  const problems = listenerTlsProblems(config.tls, `listener "${config.name}": tls`);
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   try {
     return new CertificateStore(config.tls!);
   } catch (err) {

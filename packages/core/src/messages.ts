@@ -3,22 +3,9 @@ import type { ProxyError } from "./errors.js";
 import type { HeaderPairs } from "./headers.js";
 import type { Route } from "./routing/route.js";
 import type { Target } from "./types.js";
+import type { ConnectionInfo } from "./vocabulary.js";
 
-/** What hooks may know about the downstream connection. */
-export interface ConnectionInfo {
-  readonly id: string;
-  readonly listener: string;
-  readonly protocol: string;
-  readonly clientIp: string;
-  readonly clientPort: number;
-  readonly localPort: number;
-  /** true once the client side is TLS (terminated by us) */
-  readonly tls: boolean;
-  /** SNI the client sent, when TLS was terminated */
-  readonly servername?: string | undefined;
-  /** authenticated client certificate subject/fingerprint, set by plugin-mtls */
-  identity?: Readonly<Record<string, unknown>>;
-}
+export type { ConnectionInfo };
 
 /** An answer a tap gives instead of going upstream. */
 export interface DirectResponse {

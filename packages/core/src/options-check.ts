@@ -11,16 +11,20 @@
 import { ConfigError, ResolveError } from "./errors.js";
 import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
 import type { Route } from "./routing/route.js";
-import type { ListenerConfig, RouteConfig, RouteKey } from "./types.js";
+import type { ListenerConfig, ListenerTls, RouteConfig } from "./types.js";
+import type { RouteKey } from "./vocabulary.js";
 
 /** `where` labels for problem lines (core names things; the CLI uses config paths). */
 export interface OptionsCheckLabels {
   listener(listener: Readonly<ListenerConfig>, index: number): string;
   route(route: Readonly<RouteConfig>, index: number): string;
+  /** the label of a listener's `tls` (default `listener "name": tls`) */
+  listenerTls?(listener: Readonly<ListenerConfig>, index: number): string;
 }
 
 const defaultLabels: OptionsCheckLabels = {
   listener: (l) => `listener "${l.name}": options`,
+  listenerTls: (l) => `listener "${l.name}": tls`,
   route: (r, i) => `route "${r.name ?? `#${i}`}": options`,
 };
 
@@ -87,6 +91,28 @@ function protocolsOf(
     out.add(p);
   }
   return [...out];
+}
+
+const TLS_VERSIONS: readonly string[] = ["TLSv1.2", "TLSv1.3"];
+
+/**
+ * One line per bad value among a listener's `tls` version and cipher settings (`minVersion`,
+ * `ciphers`, `honorCipherOrder`); `where` starts each line (`listener "web": tls`). A cipher
+ * string OpenSSL does not know is reported when the certificates are loaded.
+ */
+export function listenerTlsProblems(tls: Readonly<ListenerTls> | undefined, where: string): string[] {
+  if (tls === undefined || tls === null || typeof tls !== "object") return [];
+  const problems: string[] = [];
+  if (tls.minVersion !== undefined && !TLS_VERSIONS.includes(tls.minVersion)) {
+    problems.push(`${where}.minVersion must be ${TLS_VERSIONS.map((v) => `"${v}"`).join(" or ")}, got ${JSON.stringify(tls.minVersion)}`);
+  }
+  if (tls.ciphers !== undefined && (typeof tls.ciphers !== "string" || tls.ciphers.trim() === "")) {
+    problems.push(`${where}.ciphers must be a non-empty string (an OpenSSL cipher list)`);
+  }
+  if (tls.honorCipherOrder !== undefined && typeof tls.honorCipherOrder !== "boolean") {
+    problems.push(`${where}.honorCipherOrder must be a boolean`);
+  }
+  return problems;
 }
 
 /** One line per problem in a listener's `options` (empty: fine, or its protocol is unknown). */
@@ -156,7 +182,10 @@ export function optionProblems(
   labels: OptionsCheckLabels = defaultLabels,
 ): string[] {
   const problems: string[] = [];
-  listeners.forEach((l, i) => problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i))));
+  listeners.forEach((l, i) => {
+    problems.push(...listenerTlsProblems(l.tls, (labels.listenerTls ?? defaultLabels.listenerTls!)(l, i)));
+    problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i)));
+  });
   // a protocol package is usually its own plugin too: it reads route options only where it serves
   const handlers = new Set<object>(protocols.values());
   const others = plugins.filter((p) => !handlers.has(p));

@@ -1,4 +1,32 @@
+import type { Connection } from "./connection.js";
+import type { ProxyError } from "./errors.js";
+import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
+import type { MatchKeyKind } from "./routing/match-keys.js";
+import type { CloseReason } from "./vocabulary.js";
+
+export type { MatchKeyKind };
+
+/**
+ * Why core closes a connection before (or instead of) its protocol's own work:
+ * - `"connection-limit"`: the listener's `maxConnections` is reached;
+ * - `"rejected"`: an `onAccept` tap refused it;
+ * - `"handshake-timeout"`: the listener's `handshake` deadline passed before routing;
+ * - `"shutdown"`: it was accepted while the proxy is closing.
+ */
+export type RefusalKind = "connection-limit" | "rejected" | "handshake-timeout" | "shutdown";
+
+/** What `ProtocolHandler.refuse` is told. */
+export interface Refusal {
+  readonly kind: RefusalKind;
+  /** the close reason the connection gets once refused */
+  readonly reason: CloseReason;
+  /**
+   * `ConnectionRejectedError` (limit, onAccept; its message carries the tap's reason),
+   * `UpstreamTimeoutError` (phase "handshake") or `ShuttingDownError`
+   */
+  readonly error: ProxyError;
+}
 
 /**
  * Something that reads `RouteConfig.options` (a protocol or a plugin). The proxy checks every
@@ -47,7 +75,29 @@ export interface ProtocolHandler extends RouteOptionsReader {
    * Owns the connection from here on; every failure must end in `conn.destroy(reason)`.
    * A rejected promise destroys the connection with "protocol-error".
    */
-  handle(conn: import("./connection.js").Connection): void | Promise<void>;
+  handle(conn: Connection): void | Promise<void>;
+  /**
+   * The routing-key fields this protocol fills beyond core's (`host`, `sni`, `clientIp`), with
+   * how routes compare them: `{ database: "glob", user: "glob" }`. Registered with the protocol
+   * (as `proxy.registerMatchKey` does); the route table and the resolver cache read them.
+   */
+  readonly matchKeys?: Readonly<Record<string, MatchKeyKind>>;
+  /**
+   * Answers a connection core is about to close, in the protocol's own terms (HTTP 503,
+   * PostgreSQL ErrorResponse 53300, MySQL ERR 1040, SMTP 421): write to `conn.socket` and return
+   * (or resolve once written). Core then ends the socket, reads and drops what the client still
+   * sends for a moment so the answer is not lost to a reset, and destroys the connection with
+   * `refusal.reason`; the whole refusal is bounded by a short deadline (1 s). Not called when the
+   * client could not read an answer: on a listener that terminates TLS before the handshake is
+   * done. `handle` may or may not have run (a handshake timeout comes while it is running).
+   */
+  refuse?(conn: Connection, refusal: Refusal): void | Promise<void>;
+  /**
+   * Called once by `Proxy.close()` after every connection is closed: release what the protocol
+   * keeps for that proxy (upstream pools, cancel-key maps, timers). `context` is the closing
+   * proxy, for a protocol instance registered with several.
+   */
+  close?(context: ProtocolContext): void | Promise<void>;
 }
 
 /** Logs structured lines; the default writes JSON to stderr for warn and error. */

@@ -1,19 +1,31 @@
 import type { AddressInfo, Socket } from "node:net";
-import { Connection, kConnection, type OwnedSocket } from "./connection.js";
+import { Connection, ConnectionTimer, kConnection, type OwnedSocket } from "./connection.js";
 import { dial, type DialOptions } from "./dialer.js";
-import { ConfigError, PluginError, RouteNotFoundError } from "./errors.js";
+import {
+  ConfigError,
+  ConnectionRejectedError,
+  PluginError,
+  RouteNotFoundError,
+  ShuttingDownError,
+  UpstreamTimeoutError,
+  type ProxyError,
+} from "./errors.js";
+import { Refusals } from "./internal/refusal.js";
+import { MatchKeys, type MatchKeyKind } from "./routing/match-keys.js";
 import { ReportEmitter } from "./events.js";
-import { buildHooks, type CloseInfo, type ProxyHooks } from "./hooks.js";
-import { IdleSweeper } from "./idle.js";
+import { buildHooks, type ProxyHooks } from "./hooks.js";
+import type { CloseInfo, CloseReason, ListenerAddress, RouteKey } from "./vocabulary.js";
+import type { ProtocolContext } from "./protocol-context.js";
+import { IdleSweeper } from "./internal/idle.js";
 import type { ProxyRequest } from "./messages.js";
 import { OptionsChecker } from "./options-check.js";
-import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin } from "./plugin.js";
+import { createJsonLogger, type Logger, type ProtocolHandler, type ProxyPlugin, type RefusalKind } from "./plugin.js";
 import { IpMatcher } from "./routing/cidr.js";
 import type { Resolver, Route, RouteMatchResult } from "./routing/route.js";
 import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
-import { CertificateStore, upgradeToTls } from "./tls.js";
+import { CertificateStore, tlsHandshakeInProgress, upgradeToTls } from "./tls.js";
 import {
   applyListenerChanges,
   bindListener,
@@ -23,13 +35,12 @@ import {
   type ListenerRuntime,
 } from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
-import { connectWithRetries } from "./upstream-connect.js";
-import { describeKey, tapResolver } from "./routing/resolver-tap.js";
+import { connectWithRetries } from "./internal/upstream-connect.js";
+import { describeKey, tapResolver } from "./internal/resolver-tap.js";
 import {
   DEFAULT_TIMEOUTS,
   type ListenerConfig,
   type RouteConfig,
-  type RouteKey,
   type SsrfOptions,
   type Target,
   type Timeouts,
@@ -49,12 +60,7 @@ export interface ProxyOptions {
   logger?: Logger;
 }
 
-export interface ListenerAddress {
-  name: string;
-  protocol: string;
-  host: string;
-  port: number;
-}
+export type { ListenerAddress };
 
 export interface CloseOptions {
   /** how long established connections may finish before they are destroyed (default 10 s) */
@@ -74,7 +80,7 @@ export interface CloseOptions {
  * await proxy.listen();
  * ```
  */
-export class Proxy {
+export class Proxy implements ProtocolContext {
   /** extension points; see hooks.ts for what each tap may do */
   readonly hooks: ProxyHooks = buildHooks();
   /** report-only events: connection open/close, upstream errors, listening */
@@ -95,7 +101,11 @@ export class Proxy {
   readonly #options: OptionsChecker;
   readonly #ssrfAllow: IpMatcher | undefined;
   readonly #ssrfDisabled: boolean;
-  #routes: RouteTable;
+  // undefined only while the constructor applies plugins
+  #routes!: RouteTable;
+  readonly #matchKeys = new MatchKeys();
+  readonly #refusals: Refusals;
+  #protocolsClosed = false;
   #closing = false;
   #listening = false;
 
@@ -103,7 +113,7 @@ export class Proxy {
     if (!options || !Array.isArray(options.listeners)) throw new ConfigError("listeners: must be an array");
     this.logger = options.logger ?? createJsonLogger();
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    this.#routes = new RouteTable(options.routes ?? []);
+    this.#refusals = new Refusals(this.logger);
     this.#ssrfAllow = options.ssrf?.allow?.length ? new IpMatcher(options.ssrf.allow) : undefined;
     this.#ssrfDisabled = options.ssrf?.disabled === true;
     const names = new Set<string>();
@@ -113,7 +123,7 @@ export class Proxy {
       this.#listeners.set(l.name, this.#runtime(l));
     }
     this.registerProtocol(new TcpProtocol());
-    if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0);
+    if (options.resolver) tapResolver(this.hooks, options.resolver, options.resolverCacheTtl ?? 0, this.#matchKeys);
     this.hooks.onResolve.tap({ name: "RouteTable", stage: Stage.DEFAULT_ROUTES }, ({ key }) => this.#routes.match(key));
     this.#plugins = [...(options.plugins ?? [])];
     this.#options = new OptionsChecker(this.#protocols, this.#plugins, this.logger);
@@ -124,6 +134,8 @@ export class Proxy {
         throw new PluginError("apply", plugin.name, err);
       }
     }
+    // compiled once the plugins registered their protocols' match keys
+    this.#routes = new RouteTable(options.routes ?? [], this.#matchKeys);
     this.#options.check(options.listeners, options.routes ?? [], this.#routes.routes);
   }
 
@@ -136,9 +148,41 @@ export class Proxy {
     return this.#closing;
   }
 
-  /** Makes a protocol available to listeners that name it. */
+  /** Makes a protocol available to listeners that name it, with the match keys it declares. */
   registerProtocol(handler: ProtocolHandler): void {
+    for (const [name, kind] of Object.entries(handler.matchKeys ?? {})) this.#registerMatchKey(name, kind, `protocol "${handler.name}"`);
     this.#protocols.set(handler.name, handler);
+    this.#recompileRoutes();
+  }
+
+  /**
+   * Declares a routing-key field routes may match on, and how it compares: `"glob"`
+   * (case-sensitive), `"host-glob"` (case-insensitive host labels) or `"cidr"` (IPs and ranges).
+   * The route table compiles `match.<name>` by it and the resolver cache keys by it. A key
+   * registered again with another kind throws `ConfigError`. Call it from a plugin's `apply`.
+   */
+  registerMatchKey(name: string, kind: MatchKeyKind): void {
+    this.#registerMatchKey(name, kind, "registerMatchKey");
+    this.#recompileRoutes();
+  }
+
+  #registerMatchKey(name: string, kind: MatchKeyKind, by: string): void {
+    this.#matchKeys.register(name, kind, by);
+  }
+
+  /** Match keys known to this proxy (core's and the registered ones), with their kinds. */
+  get matchKeys(): ReadonlyArray<readonly [string, MatchKeyKind]> {
+    return this.#matchKeys.entries();
+  }
+
+  /** a key registered after the table was built changes how its routes compile */
+  #recompileRoutes(): void {
+    if (this.#routes === undefined) return;
+    const configs = this.#routes.routes.flatMap((r) => (r.config === undefined ? [] : [r.config]));
+    const table = new RouteTable(configs, this.#matchKeys);
+    // the same configs, checked before: this records the new route objects as checked
+    this.#options.check(this.listeners, configs, table.routes);
+    this.#routes = table;
   }
 
   /**
@@ -147,7 +191,7 @@ export class Proxy {
    * listeners passes the set the routes will serve.
    */
   setRoutes(routes: RouteConfig[], listeners: readonly Readonly<ListenerConfig>[] = this.listeners): void {
-    const table = new RouteTable(routes);
+    const table = new RouteTable(routes, this.#matchKeys);
     this.#options.check(listeners, routes, table.routes);
     this.#routes = table;
   }
@@ -308,6 +352,21 @@ export class Proxy {
     await this.#drain(() => true, () => this.#connections.size > 0, options.timeout ?? 10_000);
     await Promise.all(unbound);
     this.#listening = false;
+    await this.#closeProtocols();
+  }
+
+  /** Each protocol's `close()`, once, after every connection is gone; a failing one is logged. */
+  async #closeProtocols(): Promise<void> {
+    if (this.#protocolsClosed) return;
+    this.#protocolsClosed = true;
+    for (const protocol of new Set(this.#protocols.values())) {
+      if (protocol.close === undefined) continue;
+      try {
+        await protocol.close(this);
+      } catch (err) {
+        this.logger.error("protocol close failed", { protocol: protocol.name, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
   }
 
   /**
@@ -356,15 +415,21 @@ export class Proxy {
     this.#connections.add(conn);
     this.#stats.opened(l.config.name);
     l.active++;
+    // a listener that terminates TLS before its protocol reads serves TLS connections only: hooks
+    // and the open event see it from accept on (the SNI is known once the handshake is done)
+    if (l.certs && (this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept") conn.info.tls = true;
     if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
-    if (this.#closing) return conn.destroy("shutdown");
+    if (this.#closing) return this.#refuse(l, conn, "shutdown", "shutdown", new ShuttingDownError());
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
       this.logger.warn("connection limit reached", { listener: l.config.name, id: conn.id });
-      return conn.destroy("rejected");
+      const error = new ConnectionRejectedError(`listener "${l.config.name}" has reached maxConnections (${l.config.maxConnections})`);
+      return this.#refuse(l, conn, "connection-limit", "rejected", error);
     }
     const t = l.timeouts;
-    conn.timer("handshake", t.handshake, () => conn.destroy("handshake-timeout"));
-    if (t.lifetime > 0) conn.timer("lifetime", t.lifetime, () => conn.destroy("lifetime-timeout"));
+    conn.timer(ConnectionTimer.HANDSHAKE, t.handshake, () =>
+      this.#refuse(l, conn, "handshake-timeout", "handshake-timeout", new UpstreamTimeoutError("handshake", "client handshake timed out")),
+    );
+    if (t.lifetime > 0) conn.timer(ConnectionTimer.LIFETIME, t.lifetime, () => conn.destroy("lifetime-timeout"));
     void this.#start(l, conn);
   }
 
@@ -375,7 +440,7 @@ export class Proxy {
         if (conn.destroyed) return;
         if (rejection) {
           this.logger.info("connection rejected", { id: conn.id, reason: rejection.reason });
-          return conn.destroy("rejected");
+          return this.#refuse(l, conn, "rejected", "rejected", new ConnectionRejectedError(rejection.reason));
         }
       }
       const protocol = this.#protocols.get(l.config.protocol)!;
@@ -388,6 +453,20 @@ export class Proxy {
     } catch (err) {
       this.failConnection(conn, err);
     }
+  }
+
+  /**
+   * Closes a connection on core's account, through its protocol's `refuse` when the client can
+   * read an answer: not while a TLS handshake is under way, nor on a listener that terminates TLS
+   * before the handshake started.
+   */
+  #refuse(l: ListenerRuntime, conn: Connection, kind: RefusalKind, reason: CloseReason, error: ProxyError): void {
+    const protocol = this.#protocols.get(l.config.protocol);
+    // the listener config the connection was accepted with (a reconfigured listener's new
+    // certificates apply to later connections only)
+    const tlsFirst = conn.listener.tls !== undefined && (protocol?.tlsMode ?? "accept") === "accept";
+    const canHear = !tlsHandshakeInProgress(conn) && !(tlsFirst && conn.socket === conn.rawSocket);
+    this.#refusals.refuse(conn, protocol, canHear, { kind, reason, error });
   }
 
   /** Ends a connection after an unexpected failure, logging it with the right reason. */
@@ -417,7 +496,7 @@ export class Proxy {
    * last). Throws `ResolveError` (RouteNotFoundError when nothing answers).
    */
   async resolve(conn: Connection, key: RouteKey): Promise<RouteMatchResult> {
-    conn.setState("routing");
+    enterRouting(conn);
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#options.checkAnswered(match.route, key);
@@ -444,7 +523,7 @@ export class Proxy {
    */
   tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined {
     if (this.hooks.onResolve.taps.length !== 1) return undefined;
-    conn.setState("routing");
+    enterRouting(conn);
     const match = this.#routes.match(key);
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#route(conn, match.route);
@@ -505,6 +584,14 @@ export class Proxy {
 
 
 type AcceptedSocket = OwnedSocket;
+
+/**
+ * A connection still in its handshake is routing now. One already past it (an L7 session whose
+ * every message is routed) keeps its state: per-message routing is no phase of the connection.
+ */
+function enterRouting(conn: Connection): void {
+  if (conn.state === "handshaking") conn.setState("routing");
+}
 
 function onClientError(this: AcceptedSocket, err: Error): void {
   this[kConnection].destroy("client-error", err);

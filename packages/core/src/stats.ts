@@ -1,4 +1,4 @@
-import type { CloseInfo, CloseReason } from "./hooks.js";
+import type { CloseInfo, CloseReason } from "./vocabulary.js";
 
 export interface Counter {
   active: number;

@@ -1,4 +1,4 @@
-import type { Connection } from "./connection.js";
+import { ConnectionTimer, type Connection } from "./connection.js";
 import { PluginError, ResolveError } from "./errors.js";
 import type { ProtocolHandler } from "./plugin.js";
 import { earlyRead, relay } from "./relay.js";
@@ -11,7 +11,7 @@ export class TcpProtocol implements ProtocolHandler {
   readonly name = "tcp";
 
   async handle(conn: Connection): Promise<void> {
-    const proxy = conn.proxy;
+    const proxy = conn.context;
     const clientIp = conn.clientIp;
     // the address is read here, for the first time, unless a hook or event asked before: a client
     // that reset in the meantime has none left, and is gone — not a routing failure
@@ -38,7 +38,7 @@ export class TcpProtocol implements ProtocolHandler {
     if (conn.destroyed) return;
     // the handshake ends with routing (the key is known): from here on the connect timeout (per
     // attempt) bounds the upstream connect, not what is left of the handshake deadline
-    conn.clearTimer("handshake");
+    conn.clearTimer(ConnectionTimer.HANDSHAKE);
     let upstream;
     try {
       ({ socket: upstream } = await proxy.connectUpstream(conn, match));

@@ -1,9 +1,48 @@
+import { constants } from "node:crypto";
 import type { Socket } from "node:net";
-import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
-import type { Connection } from "./connection.js";
+import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
+import { ConnectionTimer, type Connection } from "./connection.js";
 import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
 import { compileHostGlob } from "./routing/glob.js";
 import type { ListenerTls } from "./types.js";
+
+/**
+ * The cipher list of a TLS listener that sets no `ciphers`: TLS 1.3's AEAD suites, then TLS 1.2
+ * suites with an ephemeral (ECDHE) key exchange and AEAD encryption. No static-RSA key exchange
+ * (no forward secrecy), no CBC, no SHA-1 MACs; DHE is left out (it needs DH parameters and is
+ * slow). Clients from before 2014 without ECDHE+GCM/ChaCha20 cannot connect.
+ */
+export const DEFAULT_LISTENER_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/**
+ * Secure-context options of a listener: its `secureContext` extras, then the listener's version
+ * and cipher settings (or the defaults). Client-initiated renegotiation is always refused
+ * (SSL_OP_NO_RENEGOTIATION, as nginx does): sockets upgraded in place have no `tls.Server`, whose
+ * renegotiation limit would otherwise be the only bound on full handshakes per connection.
+ */
+function listenerContextOptions(o: ListenerTls, cert: string | Buffer, key: string | Buffer): SecureContextOptions {
+  const extra = o.secureContext;
+  return {
+    ...extra,
+    minVersion: o.minVersion ?? extra?.minVersion ?? "TLSv1.2",
+    ciphers: o.ciphers ?? extra?.ciphers ?? DEFAULT_LISTENER_CIPHERS,
+    honorCipherOrder: o.honorCipherOrder ?? extra?.honorCipherOrder ?? false,
+    secureOptions: (extra?.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
+    cert,
+    key,
+    ...(o.ca ? { ca: o.ca } : {}),
+  };
+}
 
 /**
  * Certificates of one listener, chosen by SNI: exact names first, then globs, then the
@@ -17,19 +56,9 @@ export class CertificateStore {
 
   constructor(options: ListenerTls) {
     this.options = options;
-    this.defaultContext = createSecureContext({
-      ...options.secureContext,
-      cert: options.cert,
-      key: options.key,
-      ...(options.ca ? { ca: options.ca } : {}),
-    });
+    this.defaultContext = createSecureContext(listenerContextOptions(options, options.cert, options.key));
     for (const [name, pair] of Object.entries(options.sni ?? {})) {
-      const context = createSecureContext({
-        ...options.secureContext,
-        cert: pair.cert,
-        key: pair.key,
-        ...(options.ca ? { ca: options.ca } : {}),
-      });
+      const context = createSecureContext(listenerContextOptions(options, pair.cert, pair.key));
       if (name.includes("*")) {
         const g = compileHostGlob(name);
         this.#globs.push({ match: (h) => g.match(h), context });
@@ -51,6 +80,14 @@ export class CertificateStore {
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
     cb(null, this.contextFor(servername));
   };
+}
+
+/** connections whose client socket is in the middle of a TLS handshake */
+const handshaking = new WeakSet<Connection>();
+
+/** true while `upgradeToTls` waits for the client's handshake (nothing can be said to it then) */
+export function tlsHandshakeInProgress(conn: Connection): boolean {
+  return handshaking.has(conn);
 }
 
 export interface UpgradeOptions {
@@ -86,14 +123,16 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
   const endedEarly = (): void => conn.destroy("client-closed");
   tlsSocket.once("end", endedEarly);
   conn.socket = tlsSocket;
+  handshaking.add(conn);
   return new Promise<TLSSocket>((resolve, reject) => {
     conn.onDestroy(() => reject(new ProtocolError("connection closed during TLS handshake")));
-    conn.timer("tls-handshake", options.timeoutMs, () => {
+    conn.timer(ConnectionTimer.TLS_HANDSHAKE, options.timeoutMs, () => {
       conn.destroy("handshake-timeout", new UpstreamTimeoutError("tls-handshake", "client TLS handshake timed out"));
     });
     tlsSocket.once("secure", () => {
+      handshaking.delete(conn);
       tlsSocket.off("end", endedEarly);
-      conn.clearTimer("tls-handshake");
+      conn.clearTimer(ConnectionTimer.TLS_HANDSHAKE);
       if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {
         const code = String(tlsSocket.authorizationError ?? "unverifiable");
         conn.destroy("client-error", new ProtocolError(`client certificate rejected: ${code}`));

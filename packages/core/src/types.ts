@@ -60,20 +60,7 @@ export interface RouteConfig {
   options?: Record<string, unknown>;
 }
 
-/** The routing key a protocol extracts before asking where to go. */
-export interface RouteKey {
-  listener: string;
-  protocol: string;
-  clientIp: string;
-  host?: string;
-  sni?: string;
-  path?: string;
-  method?: string;
-  database?: string;
-  user?: string;
-  ehlo?: string;
-  [key: string]: string | undefined;
-}
+export type { RouteKey } from "./vocabulary.js";
 
 /** TLS termination settings of a listener; `sni` maps host globs to their own certificate. */
 export interface ListenerTls {
@@ -84,7 +71,19 @@ export interface ListenerTls {
   /** request and verify client certificates (used by plugin-mtls) */
   requestCert?: boolean;
   rejectUnauthorized?: boolean;
-  /** extra Node secure-context options */
+  /** lowest protocol version accepted (default "TLSv1.2") */
+  minVersion?: "TLSv1.2" | "TLSv1.3";
+  /**
+   * OpenSSL cipher list, TLS 1.3 suites (`TLS_…`) and TLS 1.2 ciphers in one string. The default
+   * (`DEFAULT_LISTENER_CIPHERS`) has forward secrecy and AEAD only: no static-RSA key exchange.
+   */
+  ciphers?: string;
+  /** the server's cipher order wins over the client's (default false: every default suite is strong) */
+  honorCipherOrder?: boolean;
+  /**
+   * extra Node secure-context options; `minVersion`, `ciphers` and `honorCipherOrder` above take
+   * precedence, and client-initiated renegotiation stays refused whatever `secureOptions` says
+   */
   secureContext?: SecureContextOptions;
 }
 

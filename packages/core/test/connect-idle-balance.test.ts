@@ -1,19 +1,8 @@
 import type { Socket } from "node:net";
 import type { LookupAddress } from "node:dns";
 import { expect } from "chai";
-import {
-  Connection,
-  IpMatcher,
-  PluginError,
-  ProxyError,
-  UpstreamConnectError,
-  UpstreamTimeoutError,
-  createBalancer,
-  dial,
-  parseTarget,
-  reportConnect,
-  type Target,
-} from "@switchyard/core";
+import { Connection, IpMatcher, PluginError, ProxyError, UpstreamConnectError, UpstreamTimeoutError, dial, parseTarget, type Target } from "@switchyard/core";
+import { createBalancer, reportConnect } from "../dist/internal/balancer.js";
 import {
   closedPort,
   readAll,

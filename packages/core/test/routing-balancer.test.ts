@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { ConfigError, createBalancer, parseTarget } from "@switchyard/core";
+import { ConfigError, parseTarget } from "@switchyard/core";
+import { createBalancer } from "../dist/internal/balancer.js";
 import type { LoadBalancing, Target } from "@switchyard/core";
 import { seededRandom } from "@switchyard/test-utils";
 

@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { ConfigError, formatIp, IpMatcher, normalizeIp, parseCidr, parseIp } from "@switchyard/core";
+import { ConfigError, IpMatcher } from "@switchyard/core";
+import { formatIp, normalizeIp, parseCidr, parseIp } from "../dist/routing/cidr.js";
 
 describe("routing: parseIp / normalizeIp", () => {
   it("parses IPv4 as its IPv4-mapped value, in every spelling", () => {

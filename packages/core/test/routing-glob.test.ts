@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { compileGlob, compileHostGlob, ConfigError, normalizeHost } from "@switchyard/core";
+import { ConfigError } from "@switchyard/core";
+import { compileGlob, compileHostGlob, normalizeHost } from "../dist/routing/glob.js";
 
 describe("routing: normalizeHost", () => {
   it("strips the port, IPv6 brackets and one trailing dot, and lowercases", () => {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { compilePath, ConfigError } from "@switchyard/core";
+import { ConfigError } from "@switchyard/core";
+import { compilePath } from "../dist/routing/path.js";
 
 describe("routing: path prefixes", () => {
   const api = compilePath("/api");

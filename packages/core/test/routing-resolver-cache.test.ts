@@ -1,12 +1,6 @@
 import { expect } from "chai";
-import {
-  CachedResolver,
-  ConfigError,
-  ResolveError,
-  RouteNotFoundError,
-  defaultKeyOf,
-  withResolverTimeout,
-} from "@switchyard/core";
+import { CachedResolver, ConfigError, ResolveError, RouteNotFoundError, withResolverTimeout } from "@switchyard/core";
+import { defaultKeyOf } from "../dist/routing/resolver-cache.js";
 import type { ResolveContext, Resolver, ResolverAnswer, RouteKey } from "@switchyard/core";
 
 const key = (fields: Partial<RouteKey> = {}): RouteKey => ({

@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { ConfigError, ResolveError, RouteNotFoundError, RouteTable, routeFromAnswer } from "@switchyard/core";
+import { ConfigError, ResolveError, RouteNotFoundError, RouteTable } from "@switchyard/core";
+import { routeFromAnswer } from "../dist/routing/route-table.js";
+import { MatchKeys } from "../dist/routing/match-keys.js";
 import type { RouteConfig, RouteKey } from "@switchyard/core";
 
 const key = (fields: Partial<RouteKey>): RouteKey => ({ listener: "web", protocol: "http", clientIp: "203.0.113.9", ...fields });
@@ -57,18 +59,23 @@ describe("routing: RouteTable matching", () => {
     expect(nameOf(t, { user: "app" })).to.equal(undefined);
   });
 
-  it("matches host, sni and ehlo as host globs; custom keys as plain globs", () => {
-    const t = new RouteTable([
+  it("matches host and sni as host globs, registered keys by their kind, others as plain globs", () => {
+    const routes = [
       { name: "h", match: { host: "*.example.com" }, targets: ["a:1"] },
       { name: "s", match: { sni: "DB.internal" }, targets: ["a:1"] },
       { name: "e", match: { ehlo: "**.corp.test" }, targets: ["a:1"] },
       { name: "c", match: { tenant: "T?" }, targets: ["a:1"] },
-    ]);
+    ];
+    const keys = new MatchKeys();
+    keys.register("ehlo", "host-glob", "smtp");
+    const t = new RouteTable(routes, keys);
     expect(nameOf(t, { host: "API.example.com:8080" })).to.equal("h");
     expect(nameOf(t, { sni: "db.INTERNAL." })).to.equal("s");
-    expect(nameOf(t, { ehlo: "mx1.eu.corp.test" })).to.equal("e");
+    expect(nameOf(t, { ehlo: "mx1.eu.CORP.test" })).to.equal("e");
     expect(nameOf(t, { tenant: "T1" })).to.equal("c");
     expect(nameOf(t, { tenant: "t1" })).to.equal(undefined);
+    // without the registration, ehlo is a plain (case-sensitive, label-blind) glob
+    expect(nameOf(new RouteTable(routes), { ehlo: "mx1.eu.CORP.test" })).to.equal(undefined);
   });
 
   it("matches methods case-insensitively and client IPs by CIDR", () => {

@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { embeddedIpv4, formatIp, IpMatcher, isRefusedAddress, parseIp } from "@switchyard/core";
+import { IpMatcher } from "@switchyard/core";
+import { embeddedIpv4, isRefusedAddress } from "../dist/internal/ssrf.js";
+import { formatIp, parseIp } from "../dist/routing/cidr.js";
 
 describe("routing: isRefusedAddress", () => {
   const refused: Array<[string, string[]]> = [

@@ -39,3 +39,23 @@ void h;
 // Stage constants are numbers usable as tap stages
 const s: number = Stage.OBSERVE;
 void s;
+
+// a protocol's narrow view of the proxy: what HTTP and TCP use, none of the lifecycle
+import type { Connection, ProtocolContext } from "@switchyard/core";
+const context: ProtocolContext = proxy;
+void context.hooks.onRequest.isUsed();
+void ((conn: Connection) => [conn.context.timeoutsFor(conn).idle, conn.context.closing, conn.context.logger]);
+// @ts-expect-error the route table is not the protocol's business
+context.setRoutes([]);
+// @ts-expect-error nor is the proxy's lifecycle
+void context.close();
+
+// defineHooks keeps each hook's types from its `new` call
+import { defineHooks } from "@switchyard/core";
+import { AsyncSeriesBailHook } from "tapable";
+const own = defineHooks({ onMailFrom: new AsyncSeriesBailHook<[string], { code: number } | undefined>(["from"]) });
+own.onMailFrom.tap("ok", (from: string) => (from ? undefined : { code: 550 }));
+// @ts-expect-error a bail tap must return the declared answer type
+own.onMailFrom.tap("bad", () => "550");
+// @ts-expect-error the set is read-only
+own.onMailFrom = new AsyncSeriesBailHook<[string], { code: number } | undefined>(["from"]);

@@ -2,7 +2,7 @@
  * `HttpProtocol`: the plugin that registers the "http" protocol with a proxy and serves each
  * accepted connection of listeners that name it.
  */
-import type { Connection, ProtocolHandler, Proxy, ProxyPlugin } from "@switchyard/core";
+import type { Connection, ProtocolHandler, Proxy, ProxyPlugin, Refusal } from "@switchyard/core";
 import { checkRouteOptions, resolveListenerOptions, ROUTE_KEYS, type HttpListenerOptions, type ResolvedListenerOptions } from "./options.js";
 import { ProtocolRuntime } from "./runtime.js";
 import { Session } from "./session.js";
@@ -56,6 +56,15 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
     const runtime = this.#runtime(conn.proxy);
     const session = new Session(conn, runtime, runtime.optionsFor(conn));
     session.start();
+  }
+
+  /**
+   * Core closes a connection on its own account before any request was answered (connection
+   * limit, onAccept rejection, shutdown: 503; handshake deadline: 408): say so in HTTP.
+   */
+  refuse(conn: Connection, refusal: Refusal): Promise<void> {
+    const head = refusal.kind === "handshake-timeout" ? "408 Request Timeout" : "503 Service Unavailable";
+    return new Promise((resolve) => conn.socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => resolve()));
   }
 
   /** Upstream pool counters of a proxy (for diagnostics and tests). */

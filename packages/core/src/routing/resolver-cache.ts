@@ -2,7 +2,9 @@
  * Resolver helpers: a TTL cache with request coalescing, and a timeout wrapper.
  */
 import { ConfigError, ProxyError, ResolveError, ResolveErrorKind } from "../errors.js";
-import type { RouteKey } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
+import { normalizeHost } from "./glob.js";
+import { CORE_MATCH_KEYS, type MatchKeyLookup } from "./match-keys.js";
 import type { ResolveContext, Resolver, ResolverAnswer } from "./route.js";
 
 /** Options of `CachedResolver`. */
@@ -13,7 +15,7 @@ export interface CachedResolverOptions {
   negativeTtlMs?: number;
   /** most entries kept; the oldest is evicted first (default 10 000) */
   maxEntries?: number;
-  /** cache key of a routing key (default: JSON of its defined fields but `clientIp`, sorted) */
+  /** cache key of a routing key (default: `defaultKeyOf` with core's match keys) */
   keyOf?: (key: RouteKey) => string;
   /** clock in ms (default `Date.now`) */
   now?: () => number;
@@ -46,12 +48,21 @@ export function toResolveError(err: unknown): ResolveError {
   return new ResolveError("INTERNAL", `resolver failed: ${detail}`, { cause: err });
 }
 
-/** The default cache key: JSON of the key's defined fields other than `clientIp`, sorted by name. */
-export function defaultKeyOf(key: RouteKey): string {
+/**
+ * The default cache key: JSON of the key's defined fields, sorted by name, read through the match
+ * keys: "host-glob" fields (`host`, `sni`, …) normalised as the route table compares them
+ * (lowercase, no port, no trailing dot), so `A.example` and `a.example:443` share an entry;
+ * "cidr" fields (`clientIp`, …) left out (an entry per client address would defeat the cache; a
+ * resolver that answers by address sets its own `keyOf`); other fields as they are.
+ */
+export function defaultKeyOf(key: RouteKey, matchKeys: MatchKeyLookup = CORE_MATCH_KEYS): string {
   const pairs: Array<[string, string]> = [];
   for (const name of Object.keys(key).sort()) {
     const value = key[name];
-    if (name !== "clientIp" && value !== undefined) pairs.push([name, value]);
+    if (value === undefined) continue;
+    const kind = matchKeys.kindOf(name);
+    if (kind === "cidr") continue;
+    pairs.push([name, kind === "host-glob" ? normalizeHost(value) : value]);
   }
   return JSON.stringify(pairs);
 }

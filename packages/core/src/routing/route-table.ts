@@ -5,11 +5,11 @@
  * A route applies when its `listener` is absent or names `key.listener`, and every given `match`
  * field matches the key's field of the same name (a key field that is undefined never matches a
  * route that requires it). A field given as a list matches when any entry matches:
- * - `host`, `sni`, `ehlo`: host globs (see glob.ts);
  * - `path`: prefix or segment glob (see path.ts), which yields `params` and `remainder`;
  * - `method`: case-insensitive list;
- * - `clientIp`: IPs and CIDRs (see cidr.ts);
- * - anything else (`database`, `user`, custom keys): case-sensitive plain globs.
+ * - every other field by the kind of its match key (match-keys.ts): `host`, `sni` and keys
+ *   registered as "host-glob" are host globs (glob.ts), `clientIp` and "cidr" keys IPs and CIDRs
+ *   (cidr.ts), "glob" keys case-sensitive plain globs; a key nobody registered is a plain glob.
  *
  * Order: `priority` descending, then specificity descending, then declaration order.
  * Specificity is the sum over the route's match fields of 100 000 + the field's score (0-99 999;
@@ -17,8 +17,10 @@
  * above one that constrains fewer, and among routes with the same fields sharper patterns win.
  */
 import { ConfigError, ResolveError, RouteNotFoundError } from "../errors.js";
-import type { LoadBalancing, RouteConfig, RouteKey, Target, TargetInput } from "../types.js";
-import { createBalancer, isLoadBalancing, LOAD_BALANCING } from "./balancer.js";
+import type { LoadBalancing, RouteConfig, Target, TargetInput } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
+import { createBalancer, isLoadBalancing, LOAD_BALANCING } from "../internal/balancer.js";
+import { CORE_MATCH_KEYS, type MatchKeyLookup } from "./match-keys.js";
 import { IpMatcher } from "./cidr.js";
 import { compileGlob, compileHostGlob } from "./glob.js";
 import type { GlobMatcher } from "./glob.js";
@@ -26,9 +28,6 @@ import { compilePath } from "./path.js";
 import type { PathMatch, PathMatcher } from "./path.js";
 import type { ResolverAnswer, Route, RouteMatchResult } from "./route.js";
 import { parseTarget } from "./target.js";
-
-/** Fields matched as host globs. */
-export const HOST_MATCH_FIELDS: ReadonlySet<string> = new Set(["host", "sni", "ehlo"]);
 
 const FIELD_BASE = 100_000;
 const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
@@ -69,7 +68,12 @@ function anyGlob(matchers: readonly GlobMatcher[]): (v: string) => boolean {
   return (v) => matchers.some((m) => m.match(v));
 }
 
-function compileCheck(route: string, field: string, value: unknown): { check?: Check; paths?: PathMatcher[]; score: number } {
+function compileCheck(
+  route: string,
+  field: string,
+  value: unknown,
+  matchKeys: MatchKeyLookup,
+): { check?: Check; paths?: PathMatcher[]; score: number } {
   const items = list(route, `match.${field}`, value);
   return withRoute(route, () => {
     if (field === "path") {
@@ -82,11 +86,12 @@ function compileCheck(route: string, field: string, value: unknown): { check?: C
       const test = (v: string) => methods.has(v) || methods.has(v.toUpperCase());
       return { check: { field, test }, score: 1_000 - Math.min(methods.size, 999) };
     }
-    if (field === "clientIp") {
+    const kind = matchKeys.kindOf(field) ?? "glob";
+    if (kind === "cidr") {
       const ips = new IpMatcher(items);
       return { check: { field, test: (v: string) => ips.matches(v) }, score: ips.minPrefix * 100 };
     }
-    const matchers = items.map(HOST_MATCH_FIELDS.has(field) ? compileHostGlob : compileGlob);
+    const matchers = items.map(kind === "host-glob" ? compileHostGlob : compileGlob);
     return { check: { field, test: anyGlob(matchers) }, score: Math.min(...matchers.map((m) => m.score)) };
   });
 }
@@ -130,7 +135,7 @@ function buildRoute(
   return Object.freeze(route);
 }
 
-function compileRoute(config: RouteConfig, index: number): CompiledRoute {
+function compileRoute(config: RouteConfig, index: number, matchKeys: MatchKeyLookup): CompiledRoute {
   if (typeof config !== "object" || config === null) throw new ConfigError(`route ${index} must be an object`);
   const name = config.name ?? `route-${index}`;
   if (typeof name !== "string" || name === "") throw new ConfigError(`route ${index}: name must be a non-empty string`);
@@ -144,7 +149,7 @@ function compileRoute(config: RouteConfig, index: number): CompiledRoute {
   for (const field of Object.keys(match)) {
     const value = match[field];
     if (value === undefined) continue;
-    const compiled = compileCheck(name, field, value);
+    const compiled = compileCheck(name, field, value, matchKeys);
     if (compiled.check !== undefined) checks.push(compiled.check);
     if (compiled.paths !== undefined) paths = compiled.paths;
     score += FIELD_BASE + compiled.score;
@@ -158,10 +163,13 @@ export class RouteTable {
   readonly routes: readonly Route[];
   readonly #sorted: readonly CompiledRoute[];
 
-  /** Compiles and validates `routes`; throws `ConfigError` naming the route at fault. */
-  constructor(routes: readonly RouteConfig[]) {
+  /**
+   * Compiles and validates `routes`; throws `ConfigError` naming the route at fault. `matchKeys`
+   * says how each `match` field compares (default: core's keys; a proxy passes its registry).
+   */
+  constructor(routes: readonly RouteConfig[], matchKeys: MatchKeyLookup = CORE_MATCH_KEYS) {
     if (!Array.isArray(routes)) throw new ConfigError("routes must be an array");
-    const compiled = routes.map(compileRoute);
+    const compiled = routes.map((r, i) => compileRoute(r, i, matchKeys));
     const seen = new Set<string>();
     for (const c of compiled) {
       if (seen.has(c.route.name)) throw new ConfigError(`route name "${c.route.name}" is used twice`);

@@ -1,4 +1,5 @@
-import type { LoadBalancing, RouteConfig, RouteKey, Target } from "../types.js";
+import type { LoadBalancing, RouteConfig, Target } from "../types.js";
+import type { RouteKey } from "../vocabulary.js";
 
 /** Picks targets for one route and tracks what least-connections needs. */
 export interface Balancer {

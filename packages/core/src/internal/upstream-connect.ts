@@ -1,11 +1,11 @@
 import type { Socket } from "node:net";
-import type { Connection } from "./connection.js";
-import { ProxyError, UpstreamConnectError } from "./errors.js";
-import type { ProxyRequest, UpstreamResponse } from "./messages.js";
-import type { Proxy } from "./proxy.js";
-import { reportConnect } from "./routing/balancer.js";
-import type { RouteMatchResult } from "./routing/route.js";
-import type { Target } from "./types.js";
+import type { Connection } from "../connection.js";
+import { ProxyError, UpstreamConnectError } from "../errors.js";
+import type { ProxyRequest, UpstreamResponse } from "../messages.js";
+import type { ProtocolContext } from "../protocol-context.js";
+import { reportConnect } from "./balancer.js";
+import type { RouteMatchResult } from "../routing/route.js";
+import type { Target } from "../types.js";
 
 /** Most attempts the core makes for one upstream connect, whatever taps ask. */
 const MAX_CONNECT_ATTEMPTS = 10;
@@ -21,14 +21,16 @@ const MAX_CONNECT_ATTEMPTS = 10;
  * that just failed).
  */
 export async function connectWithRetries(
-  proxy: Proxy,
+  proxy: ProtocolContext,
   conn: Connection,
   match: RouteMatchResult,
   request?: ProxyRequest,
 ): Promise<{ socket: Socket; target: Target }> {
   const route = match.route;
   const tried = new Set<Target>();
-  conn.setState("connecting");
+  // a connection being routed is connecting now; an established L7 session connecting for one
+  // of its messages stays established (per-message work is no phase of the connection)
+  if (conn.state === "routing") conn.setState("connecting");
   for (let attempt = 1; ; attempt++) {
     const target = request?.target ?? route.balancer.pick(tried) ?? route.balancer.pick();
     if (!target) throw new UpstreamConnectError(`route ${route.name} has no target`);

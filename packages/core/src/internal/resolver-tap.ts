@@ -1,11 +1,12 @@
 import { ResolveError } from "../errors.js";
 import type { ProxyHooks } from "../hooks.js";
 import { Stage } from "../stage.js";
-import type { RouteKey } from "../types.js";
-import { CachedResolver } from "./resolver-cache.js";
-import type { ResolveContext, Resolver, ResolverAnswer, Route } from "./route.js";
-import { routeFromAnswer } from "./route-table.js";
-import { formatTarget } from "./target.js";
+import type { RouteKey } from "../vocabulary.js";
+import type { MatchKeyLookup } from "../routing/match-keys.js";
+import { CachedResolver, defaultKeyOf } from "../routing/resolver-cache.js";
+import type { ResolveContext, Resolver, ResolverAnswer, Route } from "../routing/route.js";
+import { routeFromAnswer } from "../routing/route-table.js";
+import { formatTarget } from "../routing/target.js";
 
 /** "host=a.example listener=web" — a key for messages (the client address left out). */
 export function describeKey(key: RouteKey): string {
@@ -16,10 +17,11 @@ export function describeKey(key: RouteKey): string {
 
 /**
  * Taps a dynamic resolver on `onResolve` at Stage.ROUTE (before the route table), optionally
- * behind a TTL cache. Its errors keep their ResolveError code; anything else becomes INTERNAL.
+ * behind a TTL cache keyed by the proxy's match keys. Its errors keep their ResolveError code; anything else becomes INTERNAL.
  */
-export function tapResolver(hooks: ProxyHooks, resolver: Resolver, ttl: number): void {
-  const r = ttl > 0 ? new CachedResolver(resolver, { ttlMs: ttl }) : resolver;
+export function tapResolver(hooks: ProxyHooks, resolver: Resolver, ttl: number, matchKeys: MatchKeyLookup): void {
+  // the cache key reads the match keys when it is computed: protocols register theirs later
+  const r = ttl > 0 ? new CachedResolver(resolver, { ttlMs: ttl, keyOf: (key) => defaultKeyOf(key, matchKeys) }) : resolver;
   const routes = new DynamicRoutes();
   hooks.onResolve.tapPromise({ name: "Resolver", stage: Stage.ROUTE }, async ({ key, connection }) => {
     const ctx: ResolveContext = { connectionId: connection.id, signal: connection.signal };

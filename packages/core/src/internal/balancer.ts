@@ -16,7 +16,7 @@
  */
 import { ConfigError } from "../errors.js";
 import type { LoadBalancing, Target } from "../types.js";
-import type { Balancer } from "./route.js";
+import type { Balancer } from "../routing/route.js";
 
 /** The load-balancing policies `createBalancer` knows. */
 export const LOAD_BALANCING: readonly LoadBalancing[] = Object.freeze(["round-robin", "least-connections", "random"]);

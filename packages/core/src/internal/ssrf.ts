@@ -5,7 +5,7 @@
  * address are judged by that IPv4 address: IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`
  * and 6to4 `2002::/16`.
  */
-import { IpMatcher, isMappedIpv4, mapIpv4, parseIp } from "./cidr.js";
+import { IpMatcher, isMappedIpv4, mapIpv4, parseIp } from "../routing/cidr.js";
 
 /** IPv4 ranges refused by default, with why. */
 export const REFUSED_IPV4_RANGES: Readonly<Record<string, string>> = Object.freeze({
