@@ -85,6 +85,8 @@ export class Connection {
   #drainHandler: ((conn: Connection) => void) | undefined;
   #clientCloseHandler: ((conn: Connection) => void) | undefined;
   #closeReason: CloseReason | undefined;
+  /** set when core refuses the connection: however it then ends, it ends as refused */
+  #refusedAs: { reason: CloseReason; error: unknown } | undefined;
 
   constructor(proxy: Proxy, listener: Readonly<ListenerConfig>, socket: Socket) {
     this.proxy = proxy;
@@ -226,6 +228,15 @@ export class Connection {
     this.#clientCloseHandler = fn;
   }
 
+  /**
+   * Core refuses this connection (limit, onAccept rejection, handshake deadline, shutdown): from
+   * now on it closes with `reason` whichever side notices the end first — the protocol's reader
+   * seeing the client's FIN after the refusal answer included.
+   */
+  markRefused(reason: CloseReason, error: unknown): void {
+    this.#refusedAs ??= { reason, error };
+  }
+
   /** Called by the proxy when the accepted socket emits "close". */
   clientClosed(): void {
     if (this.#clientCloseHandler) this.#clientCloseHandler(this);
@@ -249,6 +260,7 @@ export class Connection {
   /** Releases everything the connection owns. Idempotent; the first reason is kept. */
   destroy(reason: CloseReason, error?: unknown): void {
     if (this.destroyed) return;
+    if (this.#refusedAs !== undefined) ({ reason, error } = this.#refusedAs);
     this.#state = "closing";
     this.#closeReason = reason;
     if (this.#timers) {

@@ -84,10 +84,18 @@ function readLine(conn: Connection): Promise<string | undefined> {
     };
     const done = (line: string | undefined) => {
       socket.off("data", onData);
+      socket.off("end", onEnd);
       socket.pause();
       resolve(line);
     };
     socket.on("data", onData);
+    // as real protocols do, the client's FIN before a full line ends the connection; during a
+    // refusal (which ends our side first) the close must still count as the refusal
+    const onEnd = () => {
+      done(undefined);
+      conn.destroy("client-closed");
+    };
+    socket.once("end", onEnd);
     conn.onDestroy(() => done(undefined));
   });
 }

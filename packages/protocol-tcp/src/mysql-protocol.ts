@@ -3,8 +3,7 @@
  * greets each client itself, routes by the `database` and `user` of the client's handshake
  * response, and forwards authentication to the chosen backend without knowing any password.
  */
-import { ConfigError, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
-import { answerAndClose } from "./internal/final-answer.js";
+import { ConfigError, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin, type Refusal } from "@switchyard/core";
 import { MysqlError, MysqlSession, type MysqlSessionSettings } from "./mysql-session.js";
 import { DEFAULT_CAPABILITIES, buildErr, buildPacket } from "./mysql-wire.js";
 import { checkDatabaseRouteOptions } from "./route-options.js";
@@ -71,14 +70,15 @@ export class MysqlProtocol implements ProxyPlugin, ProtocolHandler {
    * for "shutdown", 9001 otherwise), then the close. For core-originated refusals once core
    * routes them through the protocol (see the README's "Core gaps").
    */
-  refuse(conn: Connection, reason: CloseReason): void {
+  refuse(conn: Connection, refusal: Refusal): void {
     const err =
-      reason === "rejected"
+      refusal.kind === "connection-limit"
         ? buildErr(1040, "08004", "Too many connections")
-        : reason === "shutdown"
+        : refusal.kind === "shutdown"
           ? buildErr(MysqlError.SERVER_SHUTDOWN, "08S01", "Server shutdown in progress")
-          : buildErr(MysqlError.BACKEND_UNREACHABLE, "HY000", "The proxy cannot accept connections now");
-    answerAndClose(conn, buildPacket(0, err), reason);
+          : buildErr(MysqlError.BACKEND_UNREACHABLE, "HY000", "The proxy cannot accept this connection");
+    // core ends the socket after this answer and waits (bounded) for the client to close
+    conn.socket.write(buildPacket(0, err));
   }
 
   handle(conn: Connection): Promise<void> {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import { relay, upgradeToTls, type CloseReason, type Connection, type RouteKey } from "@switchyard/core";
+import { ConnectionTimer, relay, upgradeToTls, type CloseReason, type Connection, type RouteKey } from "@switchyard/core";
 import { watchBackend } from "./internal/backend-watch.js";
 import { BackendTlsError, backendTlsHandshake, wantsBackendTls } from "./internal/backend-tls.js";
 import { answerAndClose } from "./internal/final-answer.js";
@@ -168,7 +168,7 @@ export class MysqlSession {
     const onBackendFailure = (err: Error): void =>
       this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err);
     const unwatchRaw = watchBackend(raw, onBackendFailure);
-    conn.timer("handshake", this.#settings.authTimeoutMs, () =>
+    conn.timer(ConnectionTimer.HANDSHAKE, this.#settings.authTimeoutMs, () =>
       this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server did not complete authentication in time", "handshake-timeout"),
     );
     let backend = new SocketReader(raw, MAX_HANDSHAKE_PACKET);
@@ -270,7 +270,7 @@ export class MysqlSession {
         const backendEnded = backend.ended;
         const rest = backend.detach();
         unwatch();
-        conn.clearTimer("handshake");
+        conn.clearTimer(ConnectionTimer.HANDSHAKE);
         if (this.#reader.ended) return conn.destroy("client-closed");
         conn.socket.write(buildPacket(seq, packet.payload));
         if (rest.length > 0) conn.socket.write(rest);

@@ -3,10 +3,9 @@
  * proxy as to a PostgreSQL server; each connection is routed by its startup packet (`database`,
  * `user`, `application_name`, and `sni` under TLS) and then relayed byte for byte.
  */
-import { ConfigError, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
+import { ConfigError, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin, type Refusal } from "@switchyard/core";
 import { CancelKeys } from "./postgres-cancel-keys.js";
 import { PostgresSession, type PostgresSessionSettings } from "./postgres-session.js";
-import { answerAndClose } from "./internal/final-answer.js";
 import { buildErrorResponse } from "./postgres-wire.js";
 import { checkDatabaseRouteOptions } from "./route-options.js";
 
@@ -59,14 +58,17 @@ export class PostgresProtocol implements ProxyPlugin, ProtocolHandler {
    * limits, onAccept rejections, shutdown) once core routes them through the protocol; core
    * today closes those connections without a word (see the README's "Core gaps").
    */
-  refuse(conn: Connection, reason: CloseReason): void {
+  refuse(conn: Connection, refusal: Refusal): void {
     const [code, message] =
-      reason === "rejected"
+      refusal.kind === "connection-limit"
         ? ["53300", "sorry, too many clients already"]
-        : reason === "shutdown"
+        : refusal.kind === "shutdown"
           ? ["57P01", "the proxy is shutting down"]
-          : ["57P03", "the proxy cannot accept connections now"];
-    answerAndClose(conn, buildErrorResponse(code, message), reason);
+          : refusal.kind === "handshake-timeout"
+            ? ["08006", "the startup packet did not arrive in time"]
+            : ["57P03", "the proxy cannot accept this connection"];
+    // core ends the socket after this answer and waits (bounded) for the client to close
+    conn.socket.write(buildErrorResponse(code, message));
   }
 
   /** How many cancel keys a proxy has issued to sessions that are still open. */

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import {
+  ConnectionTimer,
   relay,
   upgradeToTls,
   type CloseReason,
@@ -198,7 +199,7 @@ export class PostgresSession {
     const client = conn.socket;
     const onBackendFailure = (err: Error): void => this.#fail("08006", "the backend closed the connection during startup", "upstream-error", err);
     const unwatchRaw = watchBackend(raw, onBackendFailure);
-    conn.timer("handshake", this.#settings.authTimeoutMs, () =>
+    conn.timer(ConnectionTimer.HANDSHAKE, this.#settings.authTimeoutMs, () =>
       this.#fail("08006", "the backend did not complete startup in time", "handshake-timeout"),
     );
     let upstream: Socket = raw;
@@ -269,7 +270,7 @@ export class PostgresSession {
     const rest = backend.detach();
     unwatch();
     this.#unhookClient();
-    conn.clearTimer("handshake");
+    conn.clearTimer(ConnectionTimer.HANDSHAKE);
     if (rest.length > 0) client.write(rest);
     relay(conn, upstream, { idleMs: conn.proxy.timeoutsFor(conn).idle });
     // the backend's FIN came before the relay listened for it

@@ -44,8 +44,13 @@ describe("protocol-tcp lifecycle: aborts, deadlines, bounded buffering", () => {
     env = await startPgProxy([{ listener: "pg", targets: ["127.0.0.1:5432"] }], { timeouts: { handshake: 300 } });
     const seen = closes(env);
     const s = await open(env.port());
+    const chunks: Buffer[] = [];
+    s.on("data", (c: Buffer) => chunks.push(c));
     await once(s, "close");
+    await waitFor(() => seen.length > 0, 3000, "the proxy's close");
     expect(seen[0]?.reason).to.equal("handshake-timeout");
+    // told why, in PostgreSQL's terms, before the close (core's refusal through the protocol)
+    expect(Buffer.concat(chunks).toString("latin1")).to.contain("C08006");
   });
 
   it("postgres: a client that resets mid-startup, or during the connect, leaves nothing behind", async () => {
@@ -161,6 +166,7 @@ describe("protocol-tcp lifecycle: aborts, deadlines, bounded buffering", () => {
     const [greeting] = (await once(s, "data")) as [Buffer];
     expect(greeting[4]).to.equal(10);
     await once(s, "close");
+    await waitFor(() => seen.length > 0, 3000, "the proxy's close");
     expect(seen[0]?.reason).to.equal("handshake-timeout");
   });
 

@@ -1,62 +1,73 @@
+import type { Socket } from "node:net";
 import { expect } from "chai";
-import { Connection, Proxy, silentLogger, type CloseReason } from "@switchyard/core";
 import { MysqlProtocol, PostgresProtocol } from "@switchyard/protocol-tcp";
-import { startTcpServer, waitFor, type TestServer } from "@switchyard/test-utils";
+import { connectTo, expectNoActiveConnections, readAll, startProxy, waitFor, type StartedProxy } from "@switchyard/test-utils";
 import { pgThrough } from "./pg-helpers.js";
 import { connectError } from "./mysql-helpers.js";
 
 /**
- * `refuse(conn, reason)`: the answer each protocol gives a connection the proxy will not serve
- * (for core-originated refusals). Core does not call it yet, so the test accepts sockets itself
- * and hands each to a Connection of a proxy that is not listening.
+ * Core-originated closes (a listener's maxConnections, an onAccept rejection, the handshake
+ * deadline) reach the client in its protocol's terms through `refuse()`: core calls it, the
+ * protocol writes its answer, core ends the socket and closes the connection.
  */
 describe("refusal in protocol terms", () => {
-  let server: TestServer | undefined;
-  let closed: CloseReason[] = [];
-
+  const started: StartedProxy[] = [];
+  const sockets: Socket[] = [];
   afterEach(async () => {
-    await server?.close();
-    server = undefined;
-    closed = [];
+    for (const s of sockets.splice(0)) s.destroy();
+    for (const p of started.splice(0)) {
+      try {
+        await expectNoActiveConnections(p.proxy);
+      } finally {
+        await p.proxy.close({ timeout: 100 });
+      }
+    }
   });
 
-  async function refusing(protocol: "postgres" | "mysql", reason: CloseReason): Promise<number> {
-    const pg = new PostgresProtocol();
-    const my = new MysqlProtocol();
-    const proxy = new Proxy({ listeners: [{ name: "l", protocol, port: 0 }], plugins: [pg, my], logger: silentLogger });
-    server = await startTcpServer((socket) => {
-      const conn = new Connection(proxy, proxy.listeners[0]!, socket);
-      const mine = closed;
-      conn.onDestroy((reason) => mine.push(reason));
-      socket.on("close", () => conn.clientClosed());
-      socket.on("error", () => {});
-      (protocol === "postgres" ? pg : my).refuse(conn, reason);
+  async function proxyFor(protocol: "postgres" | "mysql", listener: Record<string, unknown>): Promise<StartedProxy> {
+    const p = await startProxy({
+      listeners: [{ name: "l", protocol, port: 0, ...listener }],
+      // never reached: every connection here is refused before routing
+      routes: [{ name: "any", listener: "l", targets: ["127.0.0.1:1"] }],
+      plugins: [new PostgresProtocol(), new MysqlProtocol()],
     });
-    return server.port;
+    started.push(p);
+    return p;
   }
 
-  it("postgres: 53300 for a limit, 57P01 for a shutdown", async () => {
-    const port = await refusing("postgres", "rejected");
-    const err = await pgThrough(port).connect().then(() => undefined, (e: Error & { code?: string }) => e);
+  async function holdOne(p: StartedProxy): Promise<void> {
+    sockets.push(await connectTo(p.port()));
+    await waitFor(() => p.proxy.connections.size === 1, 2000, "the first connection to be accepted");
+  }
+
+  it("postgres: ErrorResponse 53300 over the listener's maxConnections", async () => {
+    const p = await proxyFor("postgres", { maxConnections: 1 });
+    await holdOne(p);
+    const err = await pgThrough(p.port()).connect().then(() => undefined, (e: Error & { code?: string }) => e);
     expect(err?.code).to.equal("53300");
-    await server!.close();
-    const port2 = await refusing("postgres", "shutdown");
-    const err2 = await pgThrough(port2).connect().then(() => undefined, (e: Error & { code?: string }) => e);
-    expect(err2?.code).to.equal("57P01");
   });
 
-  it("mysql: ERR 1040 in place of the greeting for a limit", async () => {
-    const port = await refusing("mysql", "rejected");
-    const err = await connectError(port, { user: "u" });
+  it("postgres: ErrorResponse 57P03 for an onAccept rejection", async () => {
+    const p = await proxyFor("postgres", {});
+    p.proxy.hooks.onAccept.tap("deny", () => ({ reason: "denied by test" }));
+    const err = await pgThrough(p.port()).connect().then(() => undefined, (e: Error & { code?: string }) => e);
+    expect(err?.code).to.equal("57P03");
+  });
+
+  it("postgres: ErrorResponse 08006 when no startup packet arrives in time", async () => {
+    const p = await proxyFor("postgres", { timeouts: { handshake: 150 } });
+    const s = await connectTo(p.port());
+    sockets.push(s);
+    const bytes = await readAll(s);
+    expect(bytes[0]).to.equal(0x45); // 'E'
+    expect(bytes.toString("latin1")).to.contain("C08006");
+  });
+
+  it("mysql: ERR 1040 in place of the greeting over the listener's maxConnections", async () => {
+    const p = await proxyFor("mysql", { maxConnections: 1 });
+    await holdOne(p);
+    const err = await connectError(p.port(), { user: "u" });
     expect(err?.errno).to.equal(1040);
     expect(err?.message).to.equal("Too many connections");
-  });
-
-  it("closes with the refusal's reason", async () => {
-    const port = await refusing("mysql", "shutdown");
-    const err = await connectError(port, { user: "u" });
-    expect(err?.errno).to.equal(1053);
-    await waitFor(() => closed.length === 1, 3000, "the close");
-    expect(closed).to.deep.equal(["shutdown"]);
   });
 });

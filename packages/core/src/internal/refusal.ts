@@ -35,6 +35,7 @@ export class Refusals {
    */
   refuse(conn: Connection, protocol: ProtocolHandler | undefined, canHear: boolean, refusal: Refusal): void {
     if (conn.destroyed || this.#active.has(conn)) return;
+    conn.markRefused(refusal.reason, refusal.error);
     if (protocol?.refuse === undefined || !canHear || this.#count >= MAX_REFUSALS) {
       return conn.destroy(refusal.reason, refusal.error);
     }

@@ -1,4 +1,4 @@
-import type { CloseReason, Connection } from "@switchyard/core";
+import { ConnectionTimer, type CloseReason, type Connection } from "@switchyard/core";
 
 /** How long a refused client gets to read the proxy's last answer before its socket is destroyed. */
 export const FINAL_ANSWER_GRACE_MS = 2000;
@@ -14,9 +14,9 @@ export function answerAndClose(conn: Connection, bytes: Buffer | undefined, reas
   if (conn.destroyed) return;
   const socket = conn.socket;
   conn.upstream?.destroy();
-  conn.clearTimer("handshake");
+  conn.clearTimer(ConnectionTimer.HANDSHAKE);
   conn.onClientClose((c) => c.destroy(reason, error));
-  conn.timer("final-answer", FINAL_ANSWER_GRACE_MS, () => conn.destroy(reason, error));
+  conn.timer(ConnectionTimer.LINGER, FINAL_ANSWER_GRACE_MS, () => conn.destroy(reason, error));
   socket.removeAllListeners("data");
   socket.on("data", discard);
   socket.once("end", () => conn.destroy(reason, error));

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { PluginError, ResolveError, type Connection, type RouteKey, type RouteMatchResult } from "@switchyard/core";
+import { ConnectionTimer, PluginError, ResolveError, type Connection, type RouteKey, type RouteMatchResult } from "@switchyard/core";
 
 /** Why a connection found no backend: the protocol answers each in its own terms. */
 export type RouteFailure = { readonly kind: "resolve"; readonly error: ResolveError } | { readonly kind: "connect"; readonly error: unknown };
@@ -45,7 +45,7 @@ export async function routeAndConnect(
     return undefined;
   }
   if (conn.destroyed) return undefined;
-  conn.clearTimer("handshake");
+  conn.clearTimer(ConnectionTimer.HANDSHAKE);
   try {
     const { socket } = await proxy.connectUpstream(conn, match);
     return { match, upstream: socket };
