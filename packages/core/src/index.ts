@@ -56,3 +56,21 @@ export * from "./routing/balancer.js";
 export * from "./routing/route-table.js";
 export * from "./routing/resolver-cache.js";
 export * from "./routing/ssrf.js";
+export {
+  parseProxyHeader,
+  encodeProxyHeaderV1,
+  encodeProxyHeaderV2,
+  encodeProxyHeaderV2Local,
+  crc32c,
+  ProxyHeaderError,
+  ProxyTlv,
+  PROXY_V2_SIGNATURE,
+  PROXY_V1_MAX_LENGTH,
+  PROXY_HEADER_DEFAULT_LIMIT,
+  type ProxyHeader,
+  type ProxyHeaderParse,
+  type ProxyHeaderInput,
+  type ProxyAddress,
+  type ProxyTlvEntry,
+} from "./internal/proxy-protocol.js";
+export { ClientHelloReader, ClientHelloError, CLIENT_HELLO_DEFAULT_LIMIT, isGrease, type ClientHello } from "./internal/tls-client-hello.js";
