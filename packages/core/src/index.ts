@@ -74,3 +74,5 @@ export {
   type ProxyTlvEntry,
 } from "./internal/proxy-protocol.js";
 export { ClientHelloReader, ClientHelloError, CLIENT_HELLO_DEFAULT_LIMIT, isGrease, type ClientHello } from "./internal/tls-client-hello.js";
+export { inboundProxyHeader, PROXY_HEADER_DEFAULT_TIMEOUT } from "./proxy-protocol-accept.js";
+export { peekClientHello, type TcpRouteTls } from "./sni-passthrough.js";

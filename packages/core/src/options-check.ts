@@ -12,6 +12,7 @@ import { ConfigError, ResolveError } from "./errors.js";
 import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
 import type { Route } from "./routing/route.js";
 import type { ListenerConfig, RouteConfig, RouteKey } from "./types.js";
+import { proxyProtocolProblems } from "./proxy-protocol-accept.js";
 
 /** `where` labels for problem lines (core names things; the CLI uses config paths). */
 export interface OptionsCheckLabels {
@@ -157,6 +158,7 @@ export function optionProblems(
 ): string[] {
   const problems: string[] = [];
   listeners.forEach((l, i) => problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i))));
+  listeners.forEach((l) => problems.push(...proxyProtocolProblems(l)));
   // a protocol package is usually its own plugin too: it reads route options only where it serves
   const handlers = new Set<object>(protocols.values());
   const others = plugins.filter((p) => !handlers.has(p));

@@ -23,6 +23,7 @@ import {
   type ListenerRuntime,
 } from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
+import { acceptProxyHeader, proxyHeaderExpected, type InboundProxyProtocol } from "./proxy-protocol-accept.js";
 import { connectWithRetries } from "./upstream-connect.js";
 import { describeKey, tapResolver } from "./routing/resolver-tap.js";
 import {
@@ -356,7 +357,9 @@ export class Proxy {
     this.#connections.add(conn);
     this.#stats.opened(l.config.name);
     l.active++;
-    if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
+    // a trusted PROXY peer's connection is reported open once its header gave the client address
+    const proxyHeader = l.config.proxyProtocol === undefined ? undefined : proxyHeaderExpected(conn);
+    if (proxyHeader === undefined && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return conn.destroy("shutdown");
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
       this.logger.warn("connection limit reached", { listener: l.config.name, id: conn.id });
@@ -365,11 +368,16 @@ export class Proxy {
     const t = l.timeouts;
     conn.timer("handshake", t.handshake, () => conn.destroy("handshake-timeout"));
     if (t.lifetime > 0) conn.timer("lifetime", t.lifetime, () => conn.destroy("lifetime-timeout"));
-    void this.#start(l, conn);
+    void this.#start(l, conn, proxyHeader);
   }
 
-  async #start(l: ListenerRuntime, conn: Connection): Promise<void> {
+  async #start(l: ListenerRuntime, conn: Connection, proxyHeader?: InboundProxyProtocol): Promise<void> {
     try {
+      if (proxyHeader !== undefined) {
+        const outcome = await acceptProxyHeader(conn, proxyHeader);
+        if (!conn.destroyed && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
+        if (!outcome.ok) return conn.destroy(outcome.reason, outcome.error);
+      }
       if (this.hooks.onAccept.isUsed()) {
         const rejection = await this.hooks.onAccept.promise(conn);
         if (conn.destroyed) return;
