@@ -190,6 +190,28 @@ describe("SNI passthrough on tcp listeners", () => {
     expect(closed[1]!.reason).to.equal("no-route");
   });
 
+  it("reads a PROXY header first, then peeks the ClientHello behind it (both split)", async () => {
+    const raw = await fx.serve(rawBackend());
+    const { port, closed } = await start([{ name: "db", match: { sni: "db.example", clientIp: "203.0.113.0/24" }, targets: [`127.0.0.1:${raw.port}`] }], {
+      proxyProtocol: { trustedProxies: ["127.0.0.1"] },
+    });
+    const hello = toRecords(buildClientHello({ sni: "db.example" }), 50);
+    const c = connect({ port, host: "127.0.0.1" });
+    c.on("error", () => {});
+    clients.push(c);
+    await once(c, "connect");
+    const all = Buffer.concat([Buffer.from("PROXY TCP4 203.0.113.3 192.0.2.1 5000 443\r\n"), hello]);
+    for (let at = 0; at < all.length; at += 7) {
+      c.write(all.subarray(at, at + 7));
+      await sleep(1);
+    }
+    await waitFor(() => raw.received[0]?.length === hello.length);
+    expect(raw.received[0]!.equals(hello)).to.equal(true);
+    c.end();
+    await waitFor(() => closed.length === 1);
+    expect(closed[0]!.route).to.equal("db");
+  });
+
   it("closes non-TLS bytes with a log line and never dials", async () => {
     const raw = await fx.serve(rawBackend());
     const { port, closed } = await start([{ name: "any", targets: [`127.0.0.1:${raw.port}`] }]);
