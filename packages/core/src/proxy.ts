@@ -358,7 +358,9 @@ export class Proxy {
     this.#stats.opened(l.config.name);
     l.active++;
     // a trusted PROXY peer's connection is reported open once its header gave the client address
+    // (or as it closes, whichever comes first: open always precedes close)
     const proxyHeader = l.config.proxyProtocol === undefined ? undefined : proxyHeaderExpected(conn);
+    const reportOpen = proxyHeader === undefined ? undefined : this.#reportOpenOnce(conn);
     if (proxyHeader === undefined && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return conn.destroy("shutdown");
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
@@ -368,14 +370,26 @@ export class Proxy {
     const t = l.timeouts;
     conn.timer("handshake", t.handshake, () => conn.destroy("handshake-timeout"));
     if (t.lifetime > 0) conn.timer("lifetime", t.lifetime, () => conn.destroy("lifetime-timeout"));
-    void this.#start(l, conn, proxyHeader);
+    void this.#start(l, conn, proxyHeader, reportOpen);
   }
 
-  async #start(l: ListenerRuntime, conn: Connection, proxyHeader?: InboundProxyProtocol): Promise<void> {
+  /** Emits connectionOpen once: when the returned function is called, or on destroy. */
+  #reportOpenOnce(conn: Connection): () => void {
+    let reported = false;
+    const report = (): void => {
+      if (reported) return;
+      reported = true;
+      if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
+    };
+    conn.onDestroy(report);
+    return report;
+  }
+
+  async #start(l: ListenerRuntime, conn: Connection, proxyHeader?: InboundProxyProtocol, reportOpen?: () => void): Promise<void> {
     try {
       if (proxyHeader !== undefined) {
         const outcome = await acceptProxyHeader(conn, proxyHeader);
-        if (!conn.destroyed && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
+        reportOpen?.();
         if (!outcome.ok) return conn.destroy(outcome.reason, outcome.error);
       }
       if (this.hooks.onAccept.isUsed()) {

@@ -51,7 +51,7 @@ describe("PROXY protocol inbound (tcp listener)", () => {
   });
   const fx = useTcpFixture();
 
-  async function setup(proxyProtocol: ListenerConfig["proxyProtocol"], extra: Pick<ListenerConfig, "timeouts"> = {}) {
+  async function setup(proxyProtocol: ListenerConfig["proxyProtocol"], extra: Pick<ListenerConfig, "timeouts" | "maxConnections"> = {}) {
     const proxied = await fx.serve(recordingBackend());
     const direct = await fx.serve(recordingBackend());
     const started = await fx.start({
@@ -168,6 +168,8 @@ describe("PROXY protocol inbound (tcp listener)", () => {
     await waitClose(c, 3000);
     await waitFor(() => t.closed.length === 1);
     expect(t.closed[0]!.info.reason).to.equal("handshake-timeout");
+    // reported open (with the peer's address) before it was reported closed
+    expect(t.opened.map((o) => o.clientIp)).to.deep.equal(["127.0.0.1"]);
   });
 
   it("refuses a v2 header longer than the limit at once, without waiting for its bytes", async () => {
@@ -191,6 +193,33 @@ describe("PROXY protocol inbound (tcp listener)", () => {
     const c2 = await t.client();
     c2.resetAndDestroy();
     await waitFor(() => t.closed.length === 2);
+  });
+
+  it("passes on a FIN that follows the header at once (no bytes after it)", async () => {
+    const t = await setup({ trustedProxies: ["127.0.0.1"] });
+    for (let i = 0; i < 20; i++) {
+      const c = await t.client();
+      c.end("PROXY TCP4 203.0.113.9 192.0.2.1 40000 5432\r\n");
+    }
+    await waitFor(() => t.closed.length === 20, 3000);
+    // the FIN reached the backend (it closed), and the connection ended normally on its route
+    expect(new Set(t.closed.map((c) => `${c.info.reason}/${c.info.route}`))).to.deep.equal(new Set(["done/from-doc-net"]));
+  });
+
+  it("reports a connection refused at accept (limit) as opened, then closed", async () => {
+    const t = await setup({ trustedProxies: ["127.0.0.1"] }, { maxConnections: 1 });
+    const order: string[] = [];
+    t.started.proxy.events.on("connectionOpen", (c) => order.push(`open ${c.id}`));
+    t.started.proxy.events.on("connectionClose", (c) => order.push(`close ${c.id}`));
+    const first = await t.client();
+    first.write("PROXY TCP4 203.0.113.9 192.0.2.1 40000 5432\r\nhello\n");
+    expect((await readBytes(first, 3)).toString()).to.equal("ok\n");
+    const second = await t.client();
+    await waitClose(second);
+    await waitFor(() => t.closed.length === 1);
+    expect(t.closed[0]!.info.reason).to.equal("rejected");
+    const id = t.closed[0]!.c.id;
+    expect(order.filter((e) => e.endsWith(id))).to.deep.equal([`open ${id}`, `close ${id}`]);
   });
 
   it("checks the option when the proxy is built", async () => {

@@ -98,21 +98,28 @@ export class ClientHelloReader {
 
   #handshakeStep(): ClientHello | undefined {
     if (this.#handshakeLength < 4) return undefined;
-    const hs = this.#handshake.length === 1 ? this.#handshake[0]! : Buffer.concat(this.#handshake);
-    this.#handshake = [hs];
     if (this.#bodyLength < 0) {
+      const hs = this.#joinHandshake();
       if (hs[0] !== HANDSHAKE_CLIENT_HELLO) throw new ClientHelloError(`TLS handshake message ${hs[0]} is not a ClientHello`);
       this.#bodyLength = (hs[1]! << 16) | (hs[2]! << 8) | hs[3]!;
       // each record adds 5 bytes of framing: the smallest number of bytes this ClientHello needs
       if (4 + this.#bodyLength + 5 * Math.ceil((4 + this.#bodyLength) / MAX_RECORD) > this.maxLength) throw tooLong(this.maxLength);
     }
+    // joined once, when complete: a ClientHello sent in many tiny records costs no repeated copies
     if (this.#handshakeLength < 4 + this.#bodyLength) return undefined;
+    const hs = this.#joinHandshake();
     // bytes after the ClientHello in its last record (a following handshake message) are not ours
     const body = hs.subarray(4, 4 + this.#bodyLength);
     this.#done = parseClientHelloBody(body, this.#consumed);
     this.#pending = [];
     this.#handshake = [];
     return this.#done;
+  }
+
+  #joinHandshake(): Buffer {
+    const hs = this.#handshake.length === 1 ? this.#handshake[0]! : Buffer.concat(this.#handshake);
+    this.#handshake = [hs];
+    return hs;
   }
 
   #peek(n: number): Buffer {
