@@ -158,7 +158,8 @@ export function optionProblems(
 ): string[] {
   const problems: string[] = [];
   listeners.forEach((l, i) => problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i))));
-  listeners.forEach((l) => problems.push(...proxyProtocolProblems(l)));
+  // the listener's own proxyProtocol field, labelled like its options (`listeners[0].proxyProtocol`)
+  listeners.forEach((l, i) => problems.push(...proxyProtocolProblems(l, labels.listener(l, i).replace(/options$/, "proxyProtocol"))));
   // a protocol package is usually its own plugin too: it reads route options only where it serves
   const handlers = new Set<object>(protocols.values());
   const others = plugins.filter((p) => !handlers.has(p));

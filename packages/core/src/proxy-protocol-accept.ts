@@ -32,11 +32,13 @@ export interface InboundProxyProtocol {
 const compiled = new WeakMap<ListenerProxyProtocol, InboundProxyProtocol>();
 const headers = new WeakMap<Connection, ProxyHeader>();
 
-/** Problems with a listener's `proxyProtocol`, one line each (empty: fine or absent). */
-export function proxyProtocolProblems(listener: Readonly<ListenerConfig>): string[] {
+/**
+ * Problems with a listener's `proxyProtocol`, one line each (empty: fine or absent); `where`
+ * starts each line (default `listener "name": proxyProtocol`).
+ */
+export function proxyProtocolProblems(listener: Readonly<ListenerConfig>, where = `listener "${listener.name}": proxyProtocol`): string[] {
   const pp = listener.proxyProtocol as unknown;
   if (pp === undefined) return [];
-  const where = `listener "${listener.name}": proxyProtocol`;
   if (typeof pp !== "object" || pp === null || Array.isArray(pp)) return [`${where} must be an object { trustedProxies, timeoutMs? }`];
   const problems: string[] = [];
   for (const k of Object.keys(pp)) {
