@@ -86,6 +86,22 @@ export function proxyHeaderExpected(conn: Connection): InboundProxyProtocol | un
   return settings.trusted.matches(peer) ? settings : undefined;
 }
 
+/**
+ * `fn` once: when the returned function is called, or as the connection is destroyed, whichever
+ * comes first (the proxy reports a trusted peer's connection open once its header is read, and
+ * always before it reports it closed).
+ */
+export function onceBeforeClose(conn: Connection, fn: () => void): () => void {
+  let done = false;
+  const once = (): void => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  conn.onDestroy(once);
+  return once;
+}
+
 /** The PROXY header a connection arrived with (undefined when none was read). */
 export function inboundProxyHeader(conn: Connection): ProxyHeader | undefined {
   return headers.get(conn);

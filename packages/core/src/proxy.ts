@@ -23,7 +23,7 @@ import {
   type ListenerRuntime,
 } from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
-import { acceptProxyHeader, proxyHeaderExpected, type InboundProxyProtocol } from "./proxy-protocol-accept.js";
+import { acceptProxyHeader, onceBeforeClose, proxyHeaderExpected, type InboundProxyProtocol } from "./proxy-protocol-accept.js";
 import { connectWithRetries } from "./upstream-connect.js";
 import { describeKey, tapResolver } from "./routing/resolver-tap.js";
 import {
@@ -360,7 +360,7 @@ export class Proxy {
     // a trusted PROXY peer's connection is reported open once its header gave the client address
     // (or as it closes, whichever comes first: open always precedes close)
     const proxyHeader = l.config.proxyProtocol === undefined ? undefined : proxyHeaderExpected(conn);
-    const reportOpen = proxyHeader === undefined ? undefined : this.#reportOpenOnce(conn);
+    const reportOpen = proxyHeader === undefined ? undefined : onceBeforeClose(conn, () => this.events.listenerCount("connectionOpen") > 0 && this.events.emit("connectionOpen", conn.info));
     if (proxyHeader === undefined && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return conn.destroy("shutdown");
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
@@ -371,18 +371,6 @@ export class Proxy {
     conn.timer("handshake", t.handshake, () => conn.destroy("handshake-timeout"));
     if (t.lifetime > 0) conn.timer("lifetime", t.lifetime, () => conn.destroy("lifetime-timeout"));
     void this.#start(l, conn, proxyHeader, reportOpen);
-  }
-
-  /** Emits connectionOpen once: when the returned function is called, or on destroy. */
-  #reportOpenOnce(conn: Connection): () => void {
-    let reported = false;
-    const report = (): void => {
-      if (reported) return;
-      reported = true;
-      if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
-    };
-    conn.onDestroy(report);
-    return report;
   }
 
   async #start(l: ListenerRuntime, conn: Connection, proxyHeader?: InboundProxyProtocol, reportOpen?: () => void): Promise<void> {

@@ -9,6 +9,7 @@ import type { Connection } from "./connection.js";
 import { ConfigError } from "./errors.js";
 import { ClientHelloReader, type ClientHello } from "./internal/tls-client-hello.js";
 import { readSocketPrefix } from "./internal/socket-prefix.js";
+import { unknownOptionMessage } from "./options-check.js";
 import type { Route } from "./routing/route.js";
 import { upgradeToTls } from "./tls.js";
 
@@ -25,8 +26,11 @@ export interface TlsBeforeRouting {
 
 const NO_TLS: TlsBeforeRouting = Object.freeze({ sni: undefined, hello: undefined });
 
-/** Throws ConfigError for a bad `tlsPassthrough` listener option of the tcp protocol. */
-export function checkTlsPassthroughOption(options: Readonly<Record<string, unknown>>, where: string): void {
+/** Throws ConfigError for listener options of the tcp protocol other than a boolean `tlsPassthrough`. */
+export function checkTcpListenerOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+  for (const k of Object.keys(options)) {
+    if (k !== "tlsPassthrough") throw new ConfigError(`${where}: ${unknownOptionMessage(k, ["tlsPassthrough"])} (protocol "tcp" takes only tlsPassthrough)`);
+  }
   const v = options.tlsPassthrough;
   if (v !== undefined && typeof v !== "boolean") throw new ConfigError(`${where}.tlsPassthrough must be true or false`);
 }

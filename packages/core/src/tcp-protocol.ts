@@ -1,14 +1,14 @@
 import type { Connection } from "./connection.js";
-import { ConfigError, PluginError, ResolveError } from "./errors.js";
+import { PluginError, ResolveError } from "./errors.js";
 import type { ProtocolHandler } from "./plugin.js";
 import { earlyRead, relay } from "./relay.js";
-import { checkRouteTlsOption, checkTlsPassthroughOption, terminateAfterRouting, terminatesAfterRouting, tlsBeforeRouting } from "./sni-passthrough.js";
+import { checkRouteTlsOption, checkTcpListenerOptions, terminateAfterRouting, terminatesAfterRouting, tlsBeforeRouting } from "./sni-passthrough.js";
 import { checkRouteProxyProtocolOption, outboundProxyHeader } from "./proxy-protocol-send.js";
-import { unknownOptionMessage } from "./options-check.js";
 
 /**
- * Raw TCP: routes by listener and client IP (and SNI when the listener terminates TLS), then
- * pipes bytes. Registered by every Proxy under the name "tcp".
+ * Raw TCP: routes by listener and client IP (and SNI: from the terminated handshake, or peeked
+ * on a `tlsPassthrough` listener; see sni-passthrough.ts), then pipes bytes. Registered by every
+ * Proxy under the name "tcp".
  */
 export class TcpProtocol implements ProtocolHandler {
   readonly name = "tcp";
@@ -17,8 +17,7 @@ export class TcpProtocol implements ProtocolHandler {
   readonly routeOptions = ["tls", "proxyProtocol"] as const;
 
   checkListenerOptions(options: Readonly<Record<string, unknown>>, where: string): void {
-    for (const k of Object.keys(options)) if (k !== "tlsPassthrough") throw new ConfigError(`${where}: ${unknownOptionMessage(k, ["tlsPassthrough"])} (protocol "tcp" takes only tlsPassthrough)`);
-    checkTlsPassthroughOption(options, where);
+    checkTcpListenerOptions(options, where);
   }
 
   checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
