@@ -105,6 +105,10 @@ describe("TLS ClientHello reader", () => {
     expect(isGrease(0x1301)).to.equal(false);
   });
 
+  it("takes a host name with a trailing dot as the same host", () => {
+    expect(read(hello({ sni: "Trailing.Example." }))!.sni).to.equal("trailing.example");
+  });
+
   it("reads a ClientHello without extensions and one whose server_name has another name type only", () => {
     expect(read(hello({ noExtensions: true }))).to.deep.include({ sni: undefined, legacyVersion: 0x0303 });
     const otherType = Buffer.from([0, 4, 1, 0, 1, 0x61]); // list of one entry, name_type 1
@@ -157,7 +161,9 @@ describe("TLS ClientHello reader", () => {
     const two = Buffer.from([0, 8, 0, 0, 1, 0x61, 0, 0, 1, 0x62]);
     refused(hello({ extra: [{ type: 0, data: two }] }), /more than one host_name/);
     refused(hello({ sni: "bad name" }), /invalid SNI host name "bad name"/);
-    refused(hello({ sni: "trailing.dot." }), /invalid SNI host name/);
+    refused(hello({ sni: "two.dots.." }), /invalid SNI host name/);
+    refused(hello({ sni: "." }), /invalid SNI host name/);
+    refused(hello({ sni: "[::1]" }), /invalid SNI host name/);
     refused(hello({ sni: "nul\x00byte" }), /invalid SNI host name "nul\?byte"/);
     refused(hello({ extra: [{ type: 0, data: Buffer.from([0, 4, 0, 0, 1, 0x61, 9]) }] }), /bytes after the server_name list/);
     refused(hello({ alpn: [] }), /empty ALPN list/);

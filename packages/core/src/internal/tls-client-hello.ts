@@ -30,7 +30,7 @@ const EXT_ALPN = 16;
 const EXT_SUPPORTED_VERSIONS = 43;
 
 export interface ClientHello {
-  /** the host_name of server_name, lower-cased; undefined when the client sent none */
+  /** the host_name of server_name, lower-cased, without a trailing dot; undefined when none */
   readonly sni: string | undefined;
   /** the ALPN protocols offered, in the client's order (empty when none) */
   readonly alpn: readonly string[];
@@ -231,7 +231,9 @@ function serverName(data: Cursor): string | undefined {
     const name = list.slice(list.u16("server_name"), "server_name");
     if (nameType !== 0) continue; // other name types are unknown to everyone; skip
     if (host !== undefined) throw new ClientHelloError("more than one host_name in server_name");
-    const text = name.buf.toString("latin1", name.at, name.end).toLowerCase();
+    // RFC 6066 forbids the trailing dot; clients that send one still mean the same host
+    const raw = name.buf.toString("latin1", name.at, name.end).toLowerCase();
+    const text = raw.endsWith(".") ? raw.slice(0, -1) : raw;
     if (text.length === 0 || text.length > 255 || !HOST_LABELS.test(text)) {
       throw new ClientHelloError(`invalid SNI host name "${printable(text)}"`);
     }
