@@ -284,6 +284,7 @@ async function toListener(l: ListenerEntry, at: string, baseDir: string | undefi
   if (l.timeouts !== undefined) out.timeouts = l.timeouts;
   if (l.maxConnections !== undefined) out.maxConnections = l.maxConnections;
   if (l.options !== undefined) out.options = l.options;
+  if (l.proxyProtocol !== undefined) out.proxyProtocol = l.proxyProtocol;
   if (isObject(l.tls)) {
     const tls = await readTls(l.tls, `${at}.tls`, baseDir, problems);
     if (tls) out.tls = tls;

@@ -24,7 +24,7 @@ export interface CheckedConfig extends ValidationResult {
 }
 
 const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
-const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options"];
+const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options", "proxyProtocol"];
 const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized"];
 const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "options"];
 const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method"];

@@ -217,7 +217,7 @@ plugins: [{ use: "@switchyard/plugin-headers" }]
       expect(res.stdout).to.not.match(/listening/);
       expect(problems(res.stderr)).to.deep.equal([
         'listeners[0].options: unknown option "headerTimeout" (did you mean "headersTimeout"?)',
-        'listeners[1].options: unknown option "idle" (protocol "tcp" takes no listener options)',
+        'listeners[1].options: unknown option "idle" (protocol "tcp" takes only tlsPassthrough)',
         "routes[0].options: maxBodySize must be a number >= 0",
         'routes[1].options: unknown option "retry" — no protocol or plugin on this route reads it',
         "routes[2].options.headers.request.set.X-A: header values must be strings without CR, LF or NUL",

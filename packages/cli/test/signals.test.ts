@@ -117,7 +117,7 @@ describe("SIGHUP reload", () => {
     cli.process.kill("SIGHUP");
     const line = await cli.waitFor(/"msg":"reload\.invalid"/);
     expect((JSON.parse(line.input!) as { problems: string[] }).problems).to.deep.equal([
-      'listeners[0].options: unknown option "idel" (protocol "tcp" takes no listener options)',
+      'listeners[0].options: unknown option "idel" (protocol "tcp" takes only tlsPassthrough)',
       'routes[0].options: unknown option "retries" — no protocol or plugin on this route reads it',
     ]);
     const c = await client(edge!);

@@ -87,6 +87,8 @@ export class Connection {
   #closeReason: CloseReason | undefined;
   /** set when core refuses the connection: however it then ends, it ends as refused */
   #refusedAs: { reason: CloseReason; error: unknown } | undefined;
+  /** the client address a trusted PROXY protocol header gave (proxy-protocol-accept.ts) */
+  #client: { ip: string; port: number } | undefined;
 
   constructor(proxy: Proxy, listener: Readonly<ListenerConfig>, socket: Socket) {
     this.proxy = proxy;
@@ -108,12 +110,24 @@ export class Connection {
 
   /** what hooks, events and logs see of the client side */
   get info(): ConnectionInfo & { tls: boolean; servername?: string | undefined } {
-    return (this.#info ??= new Info(this.id, this.listener, this.rawSocket));
+    return (this.#info ??= new Info(this.id, this.listener, this.rawSocket, this.#client));
+  }
+
+  /**
+   * Replaces the client address (the socket's peer) with the one a trusted PROXY protocol
+   * header carried: routes, plugins, limits and logs see this one from now on.
+   */
+  setClientAddress(ip: string, port: number): void {
+    this.#client = { ip: normalizeAddress(ip), port };
+    if (this.#info) {
+      this.#info.clientIp = this.#client.ip;
+      this.#info.clientPort = port;
+    }
   }
 
   /** the client's address ("::ffff:" stripped from IPv4-mapped addresses) */
   get clientIp(): string {
-    return this.#info?.clientIp ?? normalizeAddress(this.rawSocket.remoteAddress ?? "");
+    return this.#info?.clientIp ?? this.#client?.ip ?? normalizeAddress(this.rawSocket.remoteAddress ?? "");
   }
 
   /**
@@ -317,19 +331,19 @@ class Info implements ConnectionInfo {
   readonly id: string;
   readonly listener: string;
   readonly protocol: string;
-  readonly clientIp: string;
-  readonly clientPort: number;
+  clientIp: string;
+  clientPort: number;
   tls = false;
   servername: string | undefined = undefined;
   identity?: Readonly<Record<string, unknown>>;
   readonly #socket: Socket;
   #localPort: number | undefined;
-  constructor(id: string, listener: Readonly<ListenerConfig>, socket: Socket) {
+  constructor(id: string, listener: Readonly<ListenerConfig>, socket: Socket, client?: { ip: string; port: number }) {
     this.id = id;
     this.listener = listener.name;
     this.protocol = listener.protocol;
-    this.clientIp = normalizeAddress(socket.remoteAddress ?? "");
-    this.clientPort = socket.remotePort ?? 0;
+    this.clientIp = client?.ip ?? normalizeAddress(socket.remoteAddress ?? "");
+    this.clientPort = client?.port ?? socket.remotePort ?? 0;
     this.#socket = socket;
   }
   get localPort(): number {

@@ -100,3 +100,25 @@ export { dial, type DialOptions } from "./dialer.js";
 export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } from "./relay.js";
 export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export { TcpProtocol } from "./tcp-protocol.js";
+
+// PROXY protocol (v1/v2) and the TLS ClientHello, for protocols that read or write them
+export {
+  crc32c,
+  encodeProxyHeaderV1,
+  encodeProxyHeaderV2,
+  encodeProxyHeaderV2Local,
+  parseProxyHeader,
+  PROXY_HEADER_DEFAULT_LIMIT,
+  PROXY_V1_MAX_LENGTH,
+  PROXY_V2_SIGNATURE,
+  ProxyHeaderError,
+  ProxyTlv,
+  type ProxyAddress,
+  type ProxyHeader,
+  type ProxyHeaderInput,
+  type ProxyHeaderParse,
+  type ProxyTlvEntry,
+} from "./proxy-protocol.js";
+export { CLIENT_HELLO_DEFAULT_LIMIT, ClientHelloError, ClientHelloReader, isGrease, type ClientHello } from "./tls-client-hello.js";
+export { inboundProxyHeader, PROXY_HEADER_DEFAULT_TIMEOUT } from "./proxy-protocol-accept.js";
+export { peekClientHello, type TcpRouteTls } from "./sni-passthrough.js";

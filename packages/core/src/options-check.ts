@@ -13,6 +13,7 @@ import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from ".
 import type { Route } from "./routing/route.js";
 import type { ListenerConfig, ListenerTls, RouteConfig } from "./types.js";
 import type { RouteKey } from "./vocabulary.js";
+import { proxyProtocolProblems } from "./proxy-protocol-accept.js";
 
 /** `where` labels for problem lines (core names things; the CLI uses config paths). */
 export interface OptionsCheckLabels {
@@ -185,6 +186,8 @@ export function optionProblems(
   listeners.forEach((l, i) => {
     problems.push(...listenerTlsProblems(l.tls, (labels.listenerTls ?? defaultLabels.listenerTls!)(l, i)));
     problems.push(...listenerOptionProblems(l, protocols.get(l.protocol), labels.listener(l, i)));
+    // the listener's own proxyProtocol field, labelled like its options (`listeners[0].proxyProtocol`)
+    problems.push(...proxyProtocolProblems(l, labels.listener(l, i).replace(/options$/, "proxyProtocol")));
   });
   // a protocol package is usually its own plugin too: it reads route options only where it serves
   const handlers = new Set<object>(protocols.values());

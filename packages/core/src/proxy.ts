@@ -37,6 +37,7 @@ import {
 import { TcpProtocol } from "./tcp-protocol.js";
 import { connectWithRetries } from "./internal/upstream-connect.js";
 import { describeKey, tapResolver } from "./internal/resolver-tap.js";
+import { acceptProxyHeader, onceBeforeClose, proxyHeaderExpected, type InboundProxyProtocol } from "./proxy-protocol-accept.js";
 import {
   DEFAULT_TIMEOUTS,
   type ListenerConfig,
@@ -418,7 +419,11 @@ export class Proxy implements ProtocolContext {
     // a listener that terminates TLS before its protocol reads serves TLS connections only: hooks
     // and the open event see it from accept on (the SNI is known once the handshake is done)
     if (l.certs && (this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept") conn.info.tls = true;
-    if (this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
+    // a trusted PROXY peer's connection is reported open once its header gave the client address
+    // (or as it closes, whichever comes first: open always precedes close)
+    const proxyHeader = l.config.proxyProtocol === undefined ? undefined : proxyHeaderExpected(conn);
+    const reportOpen = proxyHeader === undefined ? undefined : onceBeforeClose(conn, () => this.events.listenerCount("connectionOpen") > 0 && this.events.emit("connectionOpen", conn.info));
+    if (proxyHeader === undefined && this.events.listenerCount("connectionOpen") > 0) this.events.emit("connectionOpen", conn.info);
     if (this.#closing) return this.#refuse(l, conn, "shutdown", "shutdown", new ShuttingDownError());
     if (l.config.maxConnections !== undefined && l.active > l.config.maxConnections) {
       this.logger.warn("connection limit reached", { listener: l.config.name, id: conn.id });
@@ -430,11 +435,16 @@ export class Proxy implements ProtocolContext {
       this.#refuse(l, conn, "handshake-timeout", "handshake-timeout", new UpstreamTimeoutError("handshake", "client handshake timed out")),
     );
     if (t.lifetime > 0) conn.timer(ConnectionTimer.LIFETIME, t.lifetime, () => conn.destroy("lifetime-timeout"));
-    void this.#start(l, conn);
+    void this.#start(l, conn, proxyHeader, reportOpen);
   }
 
-  async #start(l: ListenerRuntime, conn: Connection): Promise<void> {
+  async #start(l: ListenerRuntime, conn: Connection, proxyHeader?: InboundProxyProtocol, reportOpen?: () => void): Promise<void> {
     try {
+      if (proxyHeader !== undefined) {
+        const outcome = await acceptProxyHeader(conn, proxyHeader);
+        reportOpen?.();
+        if (!outcome.ok) return conn.destroy(outcome.reason, outcome.error);
+      }
       if (this.hooks.onAccept.isUsed()) {
         const rejection = await this.hooks.onAccept.promise(conn);
         if (conn.destroyed) return;

@@ -101,6 +101,16 @@ export interface ListenerConfig {
   maxConnections?: number;
   /** listener-level options for the protocol (timeouts, limits) */
   options?: Record<string, unknown>;
+  /** read a PROXY protocol v1/v2 header from trusted peers before anything else (any protocol) */
+  proxyProtocol?: ListenerProxyProtocol;
+}
+
+/** PROXY protocol inbound on a listener; see proxy-protocol-accept.ts and the README. */
+export interface ListenerProxyProtocol {
+  /** IPs / CIDRs whose connections must start with a header; other peers send none */
+  trustedProxies: string[];
+  /** how long a trusted peer may take to send its header (default 5000 ms) */
+  timeoutMs?: number;
 }
 
 /** Per-phase deadlines in milliseconds; 0 disables a phase's timer. */

@@ -65,9 +65,9 @@ describe("options checks", () => {
     expect(closestName("x", [])).to.equal(undefined);
   });
 
-  it("rejects any options on a tcp listener, which takes none", () => {
+  it("rejects unknown options on a tcp listener, which takes only tlsPassthrough", () => {
     const msg = configErrorMessage(() => make({ listeners: [tcp({ idel: 5 })] }));
-    expect(msg).to.equal('listener "t": options: unknown option "idel" (protocol "tcp" takes no listener options)');
+    expect(msg).to.equal('listener "t": options: unknown option "idel" (protocol "tcp" takes only tlsPassthrough)');
     expect(() => make({ listeners: [tcp({})] })).to.not.throw();
   });
 
@@ -180,7 +180,7 @@ describe("options checks", () => {
 
       let err: unknown;
       await p.addListener({ ...tcp({ nodelay: true }), name: "t2" }).catch((e: unknown) => (err = e));
-      expect((err as Error).message).to.equal('listener "t2": options: unknown option "nodelay" (protocol "tcp" takes no listener options)');
+      expect((err as Error).message).to.equal('listener "t2": options: unknown option "nodelay" (protocol "tcp" takes only tlsPassthrough)');
       expect(p.listeners.map((l) => l.name)).to.deep.equal(["t"]);
 
       expect(configErrorMessage(() => p.reconfigureListener("t", { options: { x: 1 } }))).to.match(/^listener "t": options: unknown option "x"/);
