@@ -112,6 +112,6 @@ export function probeProtocols(plugins: readonly ProxyPlugin[]): ProbeResult {
 /** The problem for a listener protocol nobody registers, with the closest known name. */
 export function unknownProtocolMessage(name: string, known: Iterable<string>): string {
   if (Object.hasOwn(PLANNED, name)) return `protocol "${name}" is not available yet: no package provides ${PLANNED[name]} support (it is planned)`;
-  const names = [...new Set(known)];
+  const names = [...new Set(known)].sort();
   return `unknown protocol "${name}"${didYouMean(name, names)}: known are ${quote(names)}, and those a package in plugins registers`;
 }

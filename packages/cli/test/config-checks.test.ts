@@ -23,7 +23,7 @@ async function refusedByBoth(file: string, expected: Array<string | RegExp>): Pr
   }
 }
 
-const KNOWN = 'known are "tcp", "http", "postgres", "mysql", and those a package in plugins registers';
+const KNOWN = 'known are "http", "mysql", "postgres", "tcp", and those a package in plugins registers';
 
 describe("config checks: listeners", () => {
   afterEach(cleanup);

@@ -418,7 +418,10 @@ export class Proxy implements ProtocolContext {
     l.active++;
     // a listener that terminates TLS before its protocol reads serves TLS connections only: hooks
     // and the open event see it from accept on (the SNI is known once the handshake is done)
-    if (l.certs && (this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept") conn.info.tls = true;
+    // (core's tcp protocol terminates in its own step, except on a passthrough listener)
+    if (l.certs && ((this.#protocols.get(l.config.protocol)?.tlsMode ?? "accept") === "accept" || (l.config.protocol === "tcp" && l.config.options?.["tlsPassthrough"] !== true))) {
+      conn.info.tls = true;
+    }
     // a trusted PROXY peer's connection is reported open once its header gave the client address
     // (or as it closes, whichever comes first: open always precedes close)
     const proxyHeader = l.config.proxyProtocol === undefined ? undefined : proxyHeaderExpected(conn);
