@@ -39,7 +39,6 @@ export function respondError(ex: Exchange, status: number, err: unknown): void {
   if (ex.aborted || ex.finished) return;
   ex.dropUpstream();
   if (ex.headWritten) return ex.conn.destroy("upstream-error", err);
-  const detail = status < 500 && err instanceof Error ? err.message : undefined;
   ex.runtime.proxy.logger.info("request failed", { id: ex.id, status, error: (err as Error)?.message ?? String(err) });
   const bodyPending = !ex.requestComplete && ex.facts.bodyKind !== BODY_NONE;
   const close = bodyPending || status === 413 || !ex.session.keepAlive;
@@ -51,7 +50,7 @@ export function respondError(ex: Exchange, status: number, err: unknown): void {
   ex.headWritten = true;
   ex.downStarted = true;
   ex.closeAfter = close;
-  ex.session.socket.write(errorResponse(status, ex.id, close, detail, ex.method === "HEAD"));
+  ex.session.socket.write(errorResponse(status, ex.id, close, (ex.ropts ?? ex.session.opts).errorBodies, ex.method === "HEAD"));
   ex.downDone = true;
   ex.maybeFinish();
 }

@@ -9,7 +9,7 @@ import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
 import { inviteBody } from "./exchange-request.js";
 import { writeBodiless } from "./exchange-response.js";
-import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
+import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, clientHeaderPairs, requestPath, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -34,7 +34,7 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
     if (q !== undefined) for (const c of q) body.push(c);
     if (ex.requestComplete) body.push(null);
   }
-  const headers = toPairs(ex.head.headers);
+  const headers = clientHeaderPairs(ex.head.headers, f.connectionTokens);
   if (f.hostOverride !== undefined) setHeader(headers, "Host", f.hostOverride);
   // the target is picked before the taps run, so they see (and may replace) the real one
   const msg = new HttpRequest({
@@ -44,6 +44,7 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
     route: m.route,
     method: f.method,
     url,
+    path: requestPath(f),
     httpVersion: f.http10 ? "1.0" : "1.1",
     headers,
     body,

@@ -11,7 +11,7 @@ import type { Exchange } from "./exchange.js";
 import { authorityOf, BODY_CHUNKED, serializeRequestHead } from "./head.js";
 import { T_BODY, T_REQUEST } from "./internal/phases.js";
 import { resolveRouteOptions } from "./options.js";
-import { rewriteUrl } from "./url.js";
+import { forwardUrl } from "./url.js";
 
 const QUEUE_HIGH_WATER = 64 * 1024;
 const CRLF = "\r\n";
@@ -161,7 +161,8 @@ export function routed(ex: Exchange, m: RouteMatchResult): void {
   if (!ex.requestComplete) ex.session.deadline.set(o.bodyTimeout, T_BODY);
   if (o.requestTimeout > 0) ex.requestTimer = setTimeout(() => ex.onTimeout(T_REQUEST), o.requestTimeout);
   // the original request-target goes upstream; a rewrite starts from the normalised routing path
-  const url = o.stripPrefix === false && o.rewrite === undefined ? f.url : rewriteUrl(f.url === "*" ? f.url : f.routePath, m, o.stripPrefix, o.rewrite);
+  const url = forwardUrl(f, m, o);
+  if (typeof url !== "string") return ex.respondError(400, url);
   if (f.expectContinue && o.expectContinue === "answer" && !ex.requestComplete && !f.http10) {
     ex.answered100 = true;
     ex.session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");

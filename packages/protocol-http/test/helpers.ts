@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import type { ListenerTls, ProxyPlugin, RouteConfig } from "@switchyard/core";
+import type { ListenerTls, Logger, ProxyPlugin, RouteConfig } from "@switchyard/core";
 import { HttpProtocol, type HttpListenerOptions } from "@switchyard/protocol-http";
 import {
   expectNoActiveConnections,
@@ -113,7 +113,7 @@ export interface Env {
 /** A proxy with one "web" http listener and the given routes. */
 export async function startHttpProxy(
   routes: RouteConfig[],
-  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[]; tls?: ListenerTls } = {},
+  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[]; tls?: ListenerTls; logger?: Logger } = {},
 ): Promise<Env> {
   const protocol = new HttpProtocol(options.defaults ?? {});
   const listener = {
@@ -123,7 +123,12 @@ export async function startHttpProxy(
     ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
   };
-  const proxy = await startProxy({ listeners: [listener], routes, plugins: [protocol, ...(options.plugins ?? [])] });
+  const proxy = await startProxy({
+    listeners: [listener],
+    routes,
+    plugins: [protocol, ...(options.plugins ?? [])],
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   return closeAfterTest({
     proxy,
     protocol,
