@@ -11,6 +11,7 @@ import {
   type Blackhole,
   type StartedProxy,
   type TestServer,
+  waitFor,
 } from "@switchyard/test-utils";
 
 interface Closable {
@@ -140,12 +141,27 @@ export async function startHttpProxy(
       // holds is one it failed to release
       try {
         await expectNoActiveConnections(proxy.proxy, LEAK_WAIT_MS);
+        await expectNoBusyUpstreams(protocol, proxy, LEAK_WAIT_MS);
       } finally {
         await proxy.proxy.close({ timeout: 2000 });
         protocol.close();
       }
     }),
   });
+}
+
+/**
+ * Waits until no upstream socket is leased or waited for: with every client connection gone,
+ * each pooled socket must be idle (or closed) and no request queued. A socket an exchange never
+ * gave back would stay "busy" until proxy.close() destroyed it.
+ */
+async function expectNoBusyUpstreams(protocol: HttpProtocol, proxy: StartedProxy, timeoutMs: number): Promise<void> {
+  const busy = () => protocol.poolStats(proxy.proxy).filter((p) => p.open !== p.idle || p.queued !== 0);
+  try {
+    await waitFor(() => busy().length === 0, timeoutMs, "upstream sockets to be idle");
+  } catch {
+    throw new Error(`upstream sockets still leased after the test: ${JSON.stringify(busy())}`);
+  }
 }
 
 /** how long a test's proxy gets to release its connections once the test is over */
