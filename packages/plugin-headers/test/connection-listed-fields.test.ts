@@ -17,8 +17,8 @@ describe("Connection-listed fields and the fields the proxy adds", () => {
     backend = undefined;
   });
 
-  async function setup(): Promise<number> {
-    backend = await startRawBackend((_req, socket) => reply(socket, 200, [], "ok"));
+  async function setup(resHeaders: Array<[string, string]> = []): Promise<number> {
+    backend = await startRawBackend((_req, socket) => reply(socket, 200, resHeaders, "ok"));
     started = await startProxy({
       listeners: [{ name: "web", protocol: "http", port: 0 }],
       routes: [
@@ -26,7 +26,12 @@ describe("Connection-listed fields and the fields the proxy adds", () => {
           name: "r",
           listener: "web",
           targets: [`127.0.0.1:${backend.port}`],
-          options: { headers: { request: { set: { "X-Internal-Auth": "proxy-secret" } } } },
+          options: {
+            headers: {
+              request: { set: { "X-Internal-Auth": "proxy-secret" } },
+              response: { set: { "Strict-Transport-Security": "max-age=63072000" } },
+            },
+          },
         },
       ],
       plugins: [new HttpProtocol(), new HeadersPlugin()],
@@ -57,5 +62,20 @@ describe("Connection-listed fields and the fields the proxy adds", () => {
     const seen = backend!.requests[0]!.headers;
     expect(headerNames(seen)).to.not.include("x-hop");
     expect(header(seen, "x-keep")).to.equal("2");
+  });
+
+  it("the same on the way down: an upstream's Connection cannot remove what onUpstreamResponse taps add", async () => {
+    const port = await setup([
+      ["Connection", "Strict-Transport-Security, Via, X-Upstream-Hop"],
+      ["X-Upstream-Hop", "1"],
+      ["X-Kept", "2"],
+    ]);
+    const res = await rawRequest(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(res.status).to.equal(200);
+    expect(header(res.headers, "strict-transport-security")).to.equal("max-age=63072000");
+    expect(header(res.headers, "via")).to.equal("1.1 switchyard");
+    expect(headerNames(res.headers)).to.not.include("x-upstream-hop");
+    expect(header(res.headers, "x-kept")).to.equal("2");
+    expect(res.body).to.equal("ok");
   });
 });

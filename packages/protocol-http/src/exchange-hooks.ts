@@ -9,7 +9,7 @@ import { statusForError } from "./errors-response.js";
 import type { Exchange } from "./exchange.js";
 import { inviteBody } from "./exchange-request.js";
 import { writeBodiless } from "./exchange-response.js";
-import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, clientHeaderPairs, requestPath, serializeRequestHead, toPairs, type ResponseFacts } from "./head.js";
+import { authorityOf, bodilessStatus, BODY_LENGTH, BODY_NONE, pairsForTaps, requestPath, serializeRequestHead, type ResponseFacts } from "./head.js";
 import type { RawHead } from "./internal/parser.js";
 import { HttpRequest, HttpResponse } from "./message.js";
 
@@ -34,7 +34,7 @@ export function runRequestHook(ex: Exchange, m: RouteMatchResult, url: string): 
     if (q !== undefined) for (const c of q) body.push(c);
     if (ex.requestComplete) body.push(null);
   }
-  const headers = clientHeaderPairs(ex.head.headers, f.connectionTokens);
+  const headers = pairsForTaps(ex.head.headers, f.connectionTokens);
   if (f.hostOverride !== undefined) setHeader(headers, "Host", f.hostOverride);
   // the target is picked before the taps run, so they see (and may replace) the real one
   const msg = new HttpRequest({
@@ -143,7 +143,7 @@ export function runResponseHook(ex: Exchange, h: RawHead, rf: ResponseFacts): vo
     status: h.statusCode,
     statusMessage: h.statusMessage,
     httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
-    headers: toPairs(h.headers),
+    headers: pairsForTaps(h.headers, rf.connectionTokens),
     body: hasBody ? ex : null,
   });
   const attempt = ex.attempt;

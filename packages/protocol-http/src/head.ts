@@ -265,7 +265,7 @@ function listed(name: string, tokens: string[] | undefined): boolean {
  *
  * The names the client's Connection lists are dropped from the flat header list (the client's
  * own fields, untapped path) but not from [name, value] pairs: those are what `onRequest` taps
- * left, built by `clientHeaderPairs` without the listed names, so whatever a tap added (X-
+ * left, built by `pairsForTaps` without the listed names, so whatever a tap added (X-
  * Forwarded-For, Via, a route's `headers.set`) goes up even when a client lists its name
  * (CVE-2022-31813 class).
  */
@@ -411,7 +411,9 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
 /**
  * The response head sent downstream. `framing`: BODY_LENGTH keeps Content-Length, BODY_CHUNKED
  * declares chunked, BODY_CLOSE declares nothing (the close ends the body), BODY_NONE keeps
- * Content-Length for HEAD/304 as the upstream sent it.
+ * Content-Length for HEAD/304 as the upstream sent it. As for requests, `connectionTokens`
+ * apply to the upstream's flat list, not to pairs `onUpstreamResponse` taps returned (built by
+ * `pairsForTaps` without those names): an upstream's Connection cannot remove what taps add.
  */
 export function serializeResponseHead(
   status: number,
@@ -438,7 +440,7 @@ export function serializeResponseHead(
     const real = f.framing === BODY_LENGTH && f.keepLength ? f.contentLength : undefined;
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i]!;
-      let line = responseField(pair[0], pair[1], f);
+      let line = responseField(pair[0], pair[1], f, undefined);
       if (line !== "" && isContentLength(pair[0])) {
         if (lengths++ > 0) continue;
         if (real !== undefined) line = pair[0] + ": " + real + "\r\n";
@@ -448,7 +450,7 @@ export function serializeResponseHead(
     if (real !== undefined && lengths === 0) s += "Content-Length: " + real + "\r\n";
   } else {
     for (let i = 0; i < headers.length; i += 2) {
-      const line = responseField(headers[i]!, headers[i + 1]!, f);
+      const line = responseField(headers[i]!, headers[i + 1]!, f, f.connectionTokens);
       if (line !== "" && isContentLength(headers[i]!) && lengths++ > 0) continue;
       s += line;
     }
@@ -465,9 +467,9 @@ function isContentLength(name: string): boolean {
 }
 
 /** One response header line as sent downstream ("" when it is dropped). */
-function responseField(name: string, value: string, f: { upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean }): string {
+function responseField(name: string, value: string, f: { upgrade: boolean; keepLength: boolean }, connectionTokens: string[] | undefined): string {
   if (hopByHop(name, f.upgrade)) return "";
-  if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
+  if (connectionTokens !== undefined && listed(name, connectionTokens)) return "";
   if (!f.keepLength && isContentLength(name)) return "";
   return name + ": " + value + "\r\n";
 }
@@ -481,11 +483,11 @@ export function lastChunk(trailers: string[] | undefined): string {
 }
 
 /**
- * The client's request headers as `onRequest` taps get them: pairs, minus the fields its
- * Connection header lists (`connectionTokens`). They are the client's hop-by-hop fields, removed
- * here, before taps run, and never from what the taps return.
+ * A message's headers as taps get them (`onRequest`, `onUpstreamResponse`): pairs, minus the
+ * fields its Connection header lists (`connectionTokens`). Those are the sender's hop-by-hop
+ * fields, removed here, before taps run, and never from what the taps return.
  */
-export function clientHeaderPairs(flat: string[], connectionTokens: string[] | undefined): Array<[string, string]> {
+export function pairsForTaps(flat: string[], connectionTokens: string[] | undefined): Array<[string, string]> {
   if (connectionTokens === undefined) return toPairs(flat);
   const out: Array<[string, string]> = [];
   for (let i = 0; i < flat.length; i += 2) if (!listed(flat[i]!, connectionTokens)) out.push([flat[i]!, flat[i + 1]!]);
