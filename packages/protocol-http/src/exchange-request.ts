@@ -160,7 +160,7 @@ export function routed(ex: Exchange, m: RouteMatchResult): void {
   }
   if (!ex.requestComplete) ex.session.deadline.set(o.bodyTimeout, T_BODY);
   if (o.requestTimeout > 0) ex.requestTimer = setTimeout(() => ex.onTimeout(T_REQUEST), o.requestTimeout);
-  // the original request-target goes upstream; a rewrite starts from the normalised routing path
+  // the request-target goes upstream (normalised unless the listener says not); a rewrite starts from the normalised routing path
   const url = forwardUrl(f, m, o);
   if (typeof url !== "string") return ex.respondError(400, url);
   if (f.expectContinue && o.expectContinue === "answer" && !ex.requestComplete && !f.http10) {
