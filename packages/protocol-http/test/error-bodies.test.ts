@@ -43,7 +43,7 @@ describe("error bodies", () => {
         { name: "api", match: { path: "/api" }, targets: ["127.0.0.1:1"], options: { errorBodies: { "502": { contentType: "application/json", body: '{"error":{status},"id":"{requestId}"}' } } } },
         { name: "web", match: { path: "/web" }, targets: [`127.0.0.1:${backend.port}`] },
       ],
-      { listener: { errorBodies: { "404": "Nothing here (ref {requestId})\n", "502": "listener 502\n" } } },
+      { listener: { errorBodies: { "404": "Nothing here (ref {requestId})\n", "502": "listener 502\n", "400": "{status}: check your client\n" } } },
     );
     const nf = await raw(env.port, "GET /else HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     expect(statusOf(nf)).to.equal(404);
@@ -53,6 +53,10 @@ describe("error bodies", () => {
     expect(statusOf(bg)).to.equal(502);
     expect(bg).to.match(/Content-Type: application\/json\r\n/);
     expect(JSON.parse(body(bg))).to.deep.equal({ error: 502, id: idOf(bg) });
+    // an error answered before any exchange (a malformed head) uses the listener's too
+    const bad = await raw(env.port, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    expect(statusOf(bad)).to.equal(400);
+    expect(body(bad)).to.equal("400: check your client\n");
     // a HEAD gets the head alone, its Content-Length that of the configured body
     const head = await raw(env.port, "HEAD /else HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     expect(/Content-Length: (\d+)\r\n/.exec(head)?.[1]).to.equal(String(Buffer.byteLength(`Nothing here (ref ${idOf(head)})\n`)));
