@@ -37,8 +37,18 @@ export interface ProxyRequest {
 export interface HttpRequestMessage extends ProxyRequest {
   readonly protocol: "http";
   method: string;
-  /** request-target in origin form ("/path?q"), after absolute-form normalisation */
+  /**
+   * request-target in origin form ("/path?q") as it goes upstream: normalised (RFC 3986
+   * §6.2.2) unless the listener turned `normalizePath` off, then as the client sent it; after a
+   * route's `stripPrefix` or `rewrite`. A tap may change it.
+   */
   url: string;
+  /**
+   * the normalised path the route matched, without the query ("/admin" for "/x/../%61dmin/.?q"),
+   * whatever the listener's `normalizePath` says and whatever taps do to `url`: the field for
+   * access decisions ("*" for `OPTIONS *`)
+   */
+  readonly path: string;
   readonly httpVersion: "1.0" | "1.1";
   /** ordered raw pairs; edit with the helpers in headers.ts */
   headers: HeaderPairs;

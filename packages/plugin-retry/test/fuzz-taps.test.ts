@@ -107,8 +107,7 @@ describe("fuzz: taps, plugins, pool limits and shutdown", function () {
     after(async () => {
       if (env === undefined) return;
       expect(busyPools(env), "busy pooled sockets after all cases").to.deep.equal([]);
-      await env.proxy.close({ timeout: 2000 });
-      await expectNoActiveConnections(env.proxy);
+      await expectNoActiveConnections(env.proxy).finally(() => env.proxy.close({ timeout: 2000 })); // check first: close() destroys what is left
       env.protocol.close();
     });
 
@@ -187,8 +186,7 @@ describe("fuzz-taps findings", () => {
       const c = await rawRequest(p.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").catch((e: Error) => ({ status: 0, body: e.message }));
       return { c, ms: Date.now() - t0 };
     } finally {
-      await p.proxy.close({ timeout: 500 });
-      await expectNoActiveConnections(p.proxy);
+      await expectNoActiveConnections(p.proxy).finally(() => p.proxy.close({ timeout: 500 })); // check first: close() destroys what is left
       protocol.close();
       await up.close();
     }

@@ -79,16 +79,37 @@ export function statusForError(err: unknown): number {
   return 502;
 }
 
+/** One configured error body (`errorBodies` option), resolved. */
+export interface ErrorBody {
+  readonly contentType: string;
+  /** the text, with `{status}` and `{requestId}` to fill in */
+  readonly body: string;
+}
+
+/** Configured error bodies by status (`errorBodies`), or undefined for the defaults only. */
+export type ErrorBodies = ReadonlyMap<number, ErrorBody>;
+
+const PLAIN = "text/plain; charset=utf-8";
+
+/** The body of an error response: a configured one, or the status and the request id. */
+function errorBody(status: number, requestId: string, bodies: ErrorBodies | undefined): ErrorBody {
+  const own = bodies?.get(status);
+  if (own === undefined) return { contentType: PLAIN, body: `${status} ${statusText(status)}\nrequest id: ${requestId}\n` };
+  return { contentType: own.contentType, body: own.body.replaceAll("{status}", String(status)).replaceAll("{requestId}", requestId) };
+}
+
 /**
- * A complete error response: `text/plain`, Content-Length, the request id in the body and in
- * `X-Request-Id`, `Retry-After` for 503, `Connection: close` when the session will close.
+ * A complete error response: Content-Length, the request id in `X-Request-Id`, `Retry-After`
+ * for 503, `Connection: close` when the session will close. The body says the status and the
+ * request id, and nothing of why (that goes to the log, where the id finds it), unless the
+ * listener or route configured its own body for this status (`bodies`).
  * `headOnly` (the answer to a HEAD request) sends the head alone, Content-Length included
  * (RFC 9110 §9.3.2): body bytes would be read as the start of the next response.
  */
-export function errorResponse(status: number, requestId: string, close: boolean, detail?: string, headOnly = false): Buffer {
+export function errorResponse(status: number, requestId: string, close: boolean, bodies: ErrorBodies | undefined, headOnly = false): Buffer {
   const reason = statusText(status);
-  const body = `${status} ${reason}${detail ? `: ${detail}` : ""}\nrequest id: ${requestId}\n`;
-  let head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n`;
+  const { contentType, body } = errorBody(status, requestId, bodies);
+  let head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n`;
   if (status === 503) head += "Retry-After: 1\r\n";
   head += close ? "Connection: close\r\n\r\n" : "\r\n";
   return Buffer.from(headOnly ? head : head + body, "utf8");

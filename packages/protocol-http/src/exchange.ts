@@ -43,7 +43,8 @@ import {
   serializeRequestHead,
   serializeResponseHead,
   toFlat,
-  toPairs,
+  pairsForTaps,
+  requestPath,
   type Headers,
   type RequestFacts,
   type ResponseFacts,
@@ -56,7 +57,7 @@ import { resolveRouteOptions, type ResolvedListenerOptions, type ResolvedRouteOp
 import { UPSTREAM_ONREAD } from "./pool.js";
 import { DRAIN_LIMIT } from "./response-drain.js";
 import type { ProtocolRuntime } from "./runtime.js";
-import { rewriteUrl } from "./url.js";
+import { forwardUrl } from "./url.js";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 /** request body bytes queued while no upstream socket is ready, before the client is paused */
@@ -254,8 +255,9 @@ export class Exchange implements AttemptOwner {
     }
     if (!this.#requestComplete) session.deadline.set(o.bodyTimeout, T_BODY);
     if (o.requestTimeout > 0) this.#requestTimer = setTimeout(() => this.onTimeout(T_REQUEST), o.requestTimeout);
-    // the original request-target goes upstream; a rewrite starts from the normalised routing path
-    const url = o.stripPrefix === false && o.rewrite === undefined ? f.url : rewriteUrl(f.url === "*" ? f.url : f.routePath, m, o.stripPrefix, o.rewrite);
+    // the request-target goes upstream (normalised unless the listener says not); a rewrite starts from the normalised routing path
+    const url = forwardUrl(f, m, o);
+    if (typeof url !== "string") return this.#respondError(400, url);
     if (f.expectContinue && o.expectContinue === "answer" && !this.#requestComplete && !f.http10) {
       this.#answered100 = true;
       session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
@@ -679,7 +681,7 @@ export class Exchange implements AttemptOwner {
       if (q !== undefined) for (const c of q) body.push(c);
       if (this.#requestComplete) body.push(null);
     }
-    const headers = toPairs(this.#head.headers);
+    const headers = pairsForTaps(this.#head.headers, f.connectionTokens);
     if (f.hostOverride !== undefined) setHeader(headers, "Host", f.hostOverride);
     // the target is picked before the taps run, so they see (and may replace) the real one
     const msg = new HttpRequest({
@@ -689,6 +691,7 @@ export class Exchange implements AttemptOwner {
       route: m.route,
       method: f.method,
       url,
+      path: requestPath(f),
       httpVersion: f.http10 ? "1.0" : "1.1",
       headers,
       body,
@@ -789,7 +792,7 @@ export class Exchange implements AttemptOwner {
       status: h.statusCode,
       statusMessage: h.statusMessage,
       httpVersion: h.versionMinor === 0 ? "1.0" : "1.1",
-      headers: toPairs(h.headers),
+      headers: pairsForTaps(h.headers, rf.connectionTokens),
       body: hasBody ? a : null,
     });
     const attempt = this.#attempt;
@@ -958,7 +961,6 @@ export class Exchange implements AttemptOwner {
     this.#failed(err);
     if (this.#headWritten) return this.#conn.destroy("upstream-error", err);
     const session = this.client;
-    const detail = status < 500 && err instanceof Error ? err.message : undefined;
     this.#runtime.proxy.logger.info("request failed", { id: this.id, status, error: (err as Error)?.message ?? String(err) });
     const bodyPending = !this.#requestComplete && this.#facts.bodyKind !== BODY_NONE;
     const close = bodyPending || status === 413 || !session.keepAlive;
@@ -971,7 +973,7 @@ export class Exchange implements AttemptOwner {
     this.#downStarted = true;
     this.#closeAfter = close;
     this.#status = status;
-    session.socket.write(errorResponse(status, this.id, close, detail, this.#method === "HEAD"));
+    session.socket.write(errorResponse(status, this.id, close, (this.#ropts ?? session.opts).errorBodies, this.#method === "HEAD"));
     this.#downDone = true;
     this.#maybeFinish();
   }
@@ -1098,7 +1100,6 @@ export class Exchange implements AttemptOwner {
     const f = this.#facts;
     const a = this.#a;
     const target = a?.target ?? this.#target;
-    const q = f.url.indexOf("?");
     const ttfb = a !== undefined && a.sentAt > 0 && a.firstByteAt >= a.sentAt ? a.firstByteAt - a.sentAt : undefined;
     const record: RequestRecord = {
       id: this.id,
@@ -1109,7 +1110,8 @@ export class Exchange implements AttemptOwner {
       target: target === undefined ? undefined : hostPort(target),
       clientIp: conn.clientIp,
       method: f.method,
-      path: q === -1 ? f.url : f.url.slice(0, q),
+      // the normalised path the request was routed by (what plugins see as req.path)
+      path: requestPath(f),
       status: this.#status,
       durationMs: performance.now() - this.#startedAt,
       upstreamTtfbMs: ttfb,

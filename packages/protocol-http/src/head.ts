@@ -16,9 +16,12 @@ export type BodyKind = 0 | 1 | 2 | 3;
 /** What the proxy needs to know about a request head. */
 export interface RequestFacts {
   method: string;
-  /** origin-form target forwarded upstream ("/p?q", or "*") */
+  /**
+   * origin-form target forwarded upstream ("/p?q", or "*"): the normalised target (see
+   * `normalizeTarget`), or the target as sent when the listener's `normalizePath` is false
+   */
   url: string;
-  /** the path used for routing ("/p?q"; "/" for "*"; dot segments resolved) */
+  /** the normalised target used for routing ("/p?q"; "/" for "*"), whatever `normalizePath` says */
   routePath: string;
   /** lower-cased host without port, for routing */
   host: string;
@@ -37,8 +40,12 @@ export interface RequestFacts {
 const DIGITS = /^\d{1,15}$/;
 const ABSOLUTE = /^(https?):\/\/([^/?#]+)([^#]*)/i;
 
-/** Checks a parsed request head and extracts what routing and framing need. Throws HttpParseError. */
-export function analyzeRequest(head: RawHead): RequestFacts {
+/**
+ * Checks a parsed request head and extracts what routing and framing need. Throws HttpParseError.
+ * `normalize` (the listener's `normalizePath`) forwards the normalised target; routing uses it
+ * either way.
+ */
+export function analyzeRequest(head: RawHead, normalize = true): RequestFacts {
   if (head.method === "CONNECT") throw new HttpParseError(405, "CONNECT is not supported");
   const h = head.headers;
   let host: string | undefined;
@@ -56,6 +63,8 @@ export function analyzeRequest(head: RawHead): RequestFacts {
     const v = h[i + 1]!;
     if (n === "host") {
       if (host !== undefined) throw new HttpParseError(400, "duplicate Host");
+      // userinfo has no place in a Host (RFC 9110 §7.2 is uri-host [":" port])
+      if (v.includes("@")) throw new HttpParseError(400, "userinfo in Host");
       host = v;
     } else if (n === "content-length") {
       if (cl !== undefined) throw new HttpParseError(400, "duplicate Content-Length");
@@ -98,13 +107,19 @@ export function analyzeRequest(head: RawHead): RequestFacts {
     } else {
       const m = ABSOLUTE.exec(url);
       if (m === null) throw new HttpParseError(400, "invalid request target");
+      // RFC 9110 §4.2.4: userinfo in an http(s) URI is an error ("http://a:80@evil/" names evil,
+      // not a); it is never routed nor forwarded as Host
+      if (m[2]!.includes("@")) throw new HttpParseError(400, "userinfo in the request target");
       hostOverride = m[2]!;
       url = m[3] || "/";
       if (url.charCodeAt(0) !== 47) url = "/" + url;
     }
   }
-  let routePath = url === "*" ? "/" : url;
-  if (url.includes("/.") || (url.includes("%") && /\/%2e/i.test(url))) routePath = normalizeDotSegments(url);
+  let routePath = "/";
+  if (url !== "*") {
+    routePath = normalizeTarget(url);
+    if (normalize) url = routePath;
+  }
   const authority = hostOverride ?? host ?? "";
   return {
     method: head.method,
@@ -123,29 +138,73 @@ export function analyzeRequest(head: RawHead): RequestFacts {
 }
 
 /**
- * The routing form of a request-target with dot segments: `.` and `..` (also spelled with
- * `%2e`) resolved as in RFC 3986 §5.2.4, the query kept. A path that climbs above the root is
- * refused with 400. Other segments stay as sent (no other percent-decoding).
+ * The normal form of an origin-form request-target, as RFC 3986 §6.2.2 defines it for the path
+ * (the query stays as sent): percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`)
+ * decoded, the hex digits of every other escape upper-cased (`%2f` → `%2F`, never decoded: an
+ * encoded slash is data, not a separator), then the dot segments `.` and `..` removed
+ * (§5.2.4). A path that climbs above the root is refused with 400. Malformed escapes stay as
+ * sent. A target with neither `%` nor `/.` is returned as is, without copying.
  */
-export function normalizeDotSegments(url: string): string {
+export function normalizeTarget(url: string): string {
+  if (!url.includes("%") && !url.includes("/.")) return url;
   const q = url.indexOf("?");
-  const path = q === -1 ? url : url.slice(0, q);
+  let path = q === -1 ? url : url.slice(0, q);
+  if (path.includes("%")) path = normalizePercent(path);
+  if (path.includes("/.")) path = removeDotSegments(path);
+  return q === -1 ? path : path + url.slice(q);
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 32;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+function unreserved(c: number): boolean {
+  const l = c | 32;
+  return (l >= 97 && l <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 || c === 126;
+}
+
+/** §6.2.2.1-2: `%61` → `a`, `%2f` → `%2F`. */
+function normalizePercent(path: string): string {
+  let out = "";
+  let from = 0;
+  for (let i = path.indexOf("%"); i !== -1 && i + 2 < path.length; i = path.indexOf("%", i + 1)) {
+    const hi = hexValue(path.charCodeAt(i + 1));
+    const lo = hexValue(path.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) continue;
+    const c = hi * 16 + lo;
+    out += path.slice(from, i) + (unreserved(c) ? String.fromCharCode(c) : path.slice(i, i + 3).toUpperCase());
+    from = i + 3;
+    i += 2;
+  }
+  return from === 0 ? path : out + path.slice(from);
+}
+
+/** §5.2.4 on an absolute path; 400 when `..` would climb above the root. */
+function removeDotSegments(path: string): string {
   const segs = path.split("/");
   const out: string[] = [];
   // segs[0] is "" (the path starts with "/")
   for (let i = 1; i < segs.length; i++) {
     const seg = segs[i]!;
     const last = i === segs.length - 1;
-    const d = seg.length <= 6 && seg.length > 0 ? seg.replace(/%2e/gi, ".") : seg;
-    if (d === ".") {
+    if (seg === ".") {
       if (last) out.push("");
-    } else if (d === "..") {
+    } else if (seg === "..") {
       if (out.length === 0) throw new HttpParseError(400, "path climbs above the root");
       out.pop();
       if (last) out.push("");
     } else out.push(seg);
   }
-  return "/" + out.join("/") + (q === -1 ? "" : url.slice(q));
+  return "/" + out.join("/");
+}
+
+/** `req.path`: the normalised path the route matched, without the query ("*" for asterisk-form). */
+export function requestPath(f: RequestFacts): string {
+  if (f.url === "*") return "*";
+  const q = f.routePath.indexOf("?");
+  return q === -1 ? f.routePath : f.routePath.slice(0, q);
 }
 
 /** "Example.com:8080" → "example.com"; "[::1]:80" → "::1". */
@@ -203,6 +262,12 @@ function listed(name: string, tokens: string[] | undefined): boolean {
  * The request head sent upstream: request line in HTTP/1.1, headers in order minus hop-by-hop,
  * Host replaced for absolute-form targets, chunked framing re-declared, `Connection: upgrade`
  * for upgrades, and `Expect` dropped when the proxy answers 100-continue itself.
+ *
+ * The names the client's Connection lists are dropped from the flat header list (the client's
+ * own fields, untapped path) but not from [name, value] pairs: those are what `onRequest` taps
+ * left, built by `pairsForTaps` without the listed names, so whatever a tap added (X-
+ * Forwarded-For, Via, a route's `headers.set`) goes up even when a client lists its name
+ * (CVE-2022-31813 class).
  */
 export function serializeRequestHead(
   method: string,
@@ -236,14 +301,14 @@ export function serializeRequestHead(
         length = true;
         continue;
       }
-      s += requestField(name, pair[1], f);
+      s += requestField(name, pair[1], f, undefined);
     }
     if (!length && f.bodyKind === BODY_LENGTH) s += "Content-Length: " + f.contentLength + "\r\n";
   } else {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       if (name.length === 4 && !host && name.toLowerCase() === "host") host = true;
-      s += requestField(name, headers[i + 1]!, f);
+      s += requestField(name, headers[i + 1]!, f, f.connectionTokens);
     }
   }
   const missing = f.hostOverride ?? f.fallbackHost;
@@ -257,10 +322,11 @@ export function serializeRequestHead(
 function requestField(
   name: string,
   value: string,
-  f: { upgrade: boolean; hostOverride: string | undefined; connectionTokens: string[] | undefined; dropExpect: boolean },
+  f: { upgrade: boolean; hostOverride: string | undefined; dropExpect: boolean },
+  connectionTokens: string[] | undefined,
 ): string {
   if (hopByHop(name, f.upgrade)) return "";
-  if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
+  if (connectionTokens !== undefined && listed(name, connectionTokens)) return "";
   if (name.length === 4 && f.hostOverride !== undefined && name.toLowerCase() === "host") return name + ": " + f.hostOverride + "\r\n";
   if (f.dropExpect && name.length === 6 && name.toLowerCase() === "expect") return "";
   return name + ": " + value + "\r\n";
@@ -345,7 +411,9 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
 /**
  * The response head sent downstream. `framing`: BODY_LENGTH keeps Content-Length, BODY_CHUNKED
  * declares chunked, BODY_CLOSE declares nothing (the close ends the body), BODY_NONE keeps
- * Content-Length for HEAD/304 as the upstream sent it.
+ * Content-Length for HEAD/304 as the upstream sent it. As for requests, `connectionTokens`
+ * apply to the upstream's flat list, not to pairs `onUpstreamResponse` taps returned (built by
+ * `pairsForTaps` without those names): an upstream's Connection cannot remove what taps add.
  */
 export function serializeResponseHead(
   status: number,
@@ -372,7 +440,7 @@ export function serializeResponseHead(
     const real = f.framing === BODY_LENGTH && f.keepLength ? f.contentLength : undefined;
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i]!;
-      let line = responseField(pair[0], pair[1], f);
+      let line = responseField(pair[0], pair[1], f, undefined);
       if (line !== "" && isContentLength(pair[0])) {
         if (lengths++ > 0) continue;
         if (real !== undefined) line = pair[0] + ": " + real + "\r\n";
@@ -382,7 +450,7 @@ export function serializeResponseHead(
     if (real !== undefined && lengths === 0) s += "Content-Length: " + real + "\r\n";
   } else {
     for (let i = 0; i < headers.length; i += 2) {
-      const line = responseField(headers[i]!, headers[i + 1]!, f);
+      const line = responseField(headers[i]!, headers[i + 1]!, f, f.connectionTokens);
       if (line !== "" && isContentLength(headers[i]!) && lengths++ > 0) continue;
       s += line;
     }
@@ -399,9 +467,9 @@ function isContentLength(name: string): boolean {
 }
 
 /** One response header line as sent downstream ("" when it is dropped). */
-function responseField(name: string, value: string, f: { upgrade: boolean; connectionTokens: string[] | undefined; keepLength: boolean }): string {
+function responseField(name: string, value: string, f: { upgrade: boolean; keepLength: boolean }, connectionTokens: string[] | undefined): string {
   if (hopByHop(name, f.upgrade)) return "";
-  if (f.connectionTokens !== undefined && listed(name, f.connectionTokens)) return "";
+  if (connectionTokens !== undefined && listed(name, connectionTokens)) return "";
   if (!f.keepLength && isContentLength(name)) return "";
   return name + ": " + value + "\r\n";
 }
@@ -412,6 +480,18 @@ export function lastChunk(trailers: string[] | undefined): string {
   let s = "0\r\n";
   for (let i = 0; i < trailers.length; i += 2) s += trailers[i]! + ": " + trailers[i + 1]! + "\r\n";
   return s + "\r\n";
+}
+
+/**
+ * A message's headers as taps get them (`onRequest`, `onUpstreamResponse`): pairs, minus the
+ * fields its Connection header lists (`connectionTokens`). Those are the sender's hop-by-hop
+ * fields, removed here, before taps run, and never from what the taps return.
+ */
+export function pairsForTaps(flat: string[], connectionTokens: string[] | undefined): Array<[string, string]> {
+  if (connectionTokens === undefined) return toPairs(flat);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < flat.length; i += 2) if (!listed(flat[i]!, connectionTokens)) out.push([flat[i]!, flat[i + 1]!]);
+  return out;
 }
 
 /** Flat pairs ↔ HeaderPairs (for hooks only; the fast path stays flat). */

@@ -22,6 +22,7 @@ export interface RequestInit {
   route: Route;
   method: string;
   url: string;
+  path: string;
   httpVersion: "1.0" | "1.1";
   headers: HeaderPairs;
   body: Readable | null;
@@ -46,6 +47,7 @@ export class HttpRequest implements HttpRequestMessage {
   onRetarget: ((target: Target, headers: HeaderPairs) => void) | undefined = undefined;
   method: string;
   url: string;
+  readonly path: string;
   readonly httpVersion: "1.0" | "1.1";
   headers: HeaderPairs;
   readonly body: Readable | null;
@@ -62,6 +64,7 @@ export class HttpRequest implements HttpRequestMessage {
     this.target = init.target;
     this.method = init.method;
     this.url = init.url;
+    this.path = init.path;
     this.httpVersion = init.httpVersion;
     this.headers = init.headers;
     this.body = init.body;

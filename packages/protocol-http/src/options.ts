@@ -4,6 +4,7 @@
  * (`RouteConfig.options`). Every name here is documented in the README.
  */
 import { ConfigError, unknownOptionMessage, type Route } from "@switchyard/core";
+import type { ErrorBodies, ErrorBody } from "./errors-response.js";
 import type { FramerLimits } from "./internal/parser.js";
 
 /** Upstream keep-alive pool, per target. */
@@ -38,6 +39,13 @@ export interface HttpRequestOptions {
   expectContinueTimeout?: number;
   /** upstream pool settings (the first route that creates a target's pool sets them) */
   pool?: PoolOptions;
+  /**
+   * own bodies for the proxy's error responses, by status (400-599): a text (sent as
+   * text/plain) or `{ contentType, body }`; `{status}` and `{requestId}` in it are filled in.
+   * A route's entries override the listener's for the same status; other statuses keep the
+   * default body (the status and the request id)
+   */
+  errorBodies?: Record<string, string | { contentType?: string; body: string }>;
 }
 
 /** Per-route options (`RouteConfig.options`). */
@@ -66,6 +74,13 @@ export interface HttpListenerOptions extends HttpRequestOptions {
   hosts?: string[];
   /** after the last response, how long to wait for the client to close (default 2000) */
   lingerTimeout?: number;
+  /**
+   * forward the normalised request-target (RFC 3986 §6.2.2: dot segments removed, escaped
+   * unreserved characters decoded, other escapes in upper case), which `onRequest` taps see as
+   * `req.url` (default true). false forwards the target as the client sent it; routing and
+   * `req.path` use the normalised path either way
+   */
+  normalizePath?: boolean;
 }
 
 export interface ResolvedPool {
@@ -85,6 +100,7 @@ export interface ResolvedRequestOptions {
   expectContinue: "relay" | "answer";
   expectContinueTimeout: number;
   pool: ResolvedPool;
+  errorBodies: ErrorBodies | undefined;
 }
 
 export interface ResolvedRouteOptions extends ResolvedRequestOptions {
@@ -101,6 +117,7 @@ export interface ResolvedListenerOptions extends ResolvedRequestOptions {
   maxRequestsPerConnection: number;
   hosts: RegExp[] | undefined;
   lingerTimeout: number;
+  normalizePath: boolean;
   /** the request framer's limits (one object shared by the listener's sessions) */
   requestLimits: FramerLimits;
   /** the same options as route defaults (stripPrefix off) */
@@ -132,6 +149,7 @@ const REQUEST_KEYS = [
   "expectContinue",
   "expectContinueTimeout",
   "pool",
+  "errorBodies",
 ] as const;
 /** what `route.options` keys the HTTP protocol reads */
 export const ROUTE_KEYS: readonly string[] = [...REQUEST_KEYS, "stripPrefix", "rewrite"];
@@ -145,6 +163,7 @@ const LISTENER_KEYS: readonly string[] = [
   "maxRequestsPerConnection",
   "hosts",
   "lingerTimeout",
+  "normalizePath",
 ];
 /** options that existed once, with why they are gone */
 const REMOVED: Readonly<Record<string, string>> = {
@@ -186,7 +205,36 @@ function requestOptions(where: string, o: Record<string, unknown>, base: Resolve
     expectContinue: expect,
     expectContinueTimeout: num(where, "expectContinueTimeout", o.expectContinueTimeout, base.expectContinueTimeout),
     pool: pool(where, o.pool, base.pool),
+    errorBodies: errorBodies(where, o.errorBodies, base.errorBodies),
   };
+}
+
+/** a media type for Content-Type: visible ASCII, no line break or quote games */
+const MEDIA_TYPE = /^[\x21-\x7e]+\/[\x21-\x7e]+(?:[ \t]*;[ \t]*[\x21-\x7e]+)*$/;
+
+/** `errorBodies` checked and merged over `base` (the listener's, for a route). */
+function errorBodies(where: string, v: unknown, base: ErrorBodies | undefined): ErrorBodies | undefined {
+  if (v === undefined) return base;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`${where}: errorBodies must be an object of status → body`);
+  const out = new Map<number, ErrorBody>(base);
+  for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
+    const status = /^[45]\d\d$/.test(key) ? +key : 0;
+    if (status < 400) throw new ConfigError(`${where}: errorBodies."${key}" is not an error status (400-599)`);
+    if (typeof value === "string") {
+      out.set(status, { contentType: "text/plain; charset=utf-8", body: value });
+      continue;
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new ConfigError(`${where}: errorBodies."${key}" must be a string or { contentType, body }`);
+    }
+    const b = value as Record<string, unknown>;
+    rejectUnknown(where, b, ["contentType", "body"], `errorBodies."${key}".`);
+    if (typeof b.body !== "string") throw new ConfigError(`${where}: errorBodies."${key}".body must be a string`);
+    const type = b.contentType ?? "text/plain; charset=utf-8";
+    if (typeof type !== "string" || !MEDIA_TYPE.test(type)) throw new ConfigError(`${where}: errorBodies."${key}".contentType must be a media type such as "text/html; charset=utf-8"`);
+    out.set(status, { contentType: type, body: b.body });
+  }
+  return out;
 }
 
 /** Host glob → RegExp ("*.example.com", "example.com", "*"). Case-insensitive, port ignored. */
@@ -218,12 +266,15 @@ export function resolveListenerOptions(
     expectContinue: "relay",
     expectContinueTimeout: 1000,
     pool: DEFAULT_POOL,
+    errorBodies: undefined,
   };
   const req = requestOptions(where, o, base);
   const hosts = o.hosts;
   if (hosts !== undefined && (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string"))) {
     throw new ConfigError(`${where}: hosts must be a list of host globs`);
   }
+  const normalizePath = o.normalizePath ?? true;
+  if (typeof normalizePath !== "boolean") throw new ConfigError(`${where}: normalizePath must be true or false`);
   const maxHeaderSize = Math.max(64, num(where, "maxHeaderSize", o.maxHeaderSize, 16_384));
   const maxHeaderCount = num(where, "maxHeaderCount", o.maxHeaderCount, 100);
   const maxUrlLength = num(where, "maxUrlLength", o.maxUrlLength, 8_192);
@@ -237,6 +288,7 @@ export function resolveListenerOptions(
     maxRequestsPerConnection: num(where, "maxRequestsPerConnection", o.maxRequestsPerConnection, 0),
     hosts: hosts === undefined ? undefined : (hosts as string[]).map(hostGlob),
     lingerTimeout: num(where, "lingerTimeout", o.lingerTimeout, 2_000),
+    normalizePath,
     requestLimits: { maxHeaderSize, maxHeaderCount, maxUrlLength, strict: true },
     route: { ...req, stripPrefix: false, rewrite: undefined },
   };

@@ -161,7 +161,7 @@ export class Session implements FramerHandler, DeadlineOwner, ExchangeSession {
     this.#awaitingHead = false;
     if (this.requests === 0) this.conn.clearTimer("handshake");
     this.deadline.clear();
-    const facts = analyzeRequest(head);
+    const facts = analyzeRequest(head, this.opts.normalizePath);
     this.requests++;
     const max = this.opts.maxRequestsPerConnection;
     if (!facts.keepAlive || (max > 0 && this.requests >= max)) this.closing = true;
@@ -228,7 +228,7 @@ export class Session implements FramerHandler, DeadlineOwner, ExchangeSession {
     const id = `${this.conn.id}.${this.requests + 1}`;
     this.runtime.proxy.logger.info("bad request", { id, status, error: detail });
     // a HEAD's answer has no body, even this one: the request line may have been read
-    if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, detail, this.framer?.requestMethod === "HEAD"));
+    if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, this.opts.errorBodies, this.framer?.requestMethod === "HEAD"));
     this.closeGracefully();
   }
 

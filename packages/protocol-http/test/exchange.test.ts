@@ -172,7 +172,7 @@ describe("exchanges", () => {
     const busy = await rawSocket(env.port);
     busy.socket.write("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     await waitFor(() => backend!.requests.length === 2);
-    const closing = env.close();
+    const closing = env.proxy.proxy.close({ timeout: 2000 });
     env = undefined;
     await idle.closed;
     const out = await busy.waitFor("done /slow");

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import type { ListenerTls, ProxyPlugin, RouteConfig } from "@switchyard/core";
+import type { ListenerTls, Logger, ProxyPlugin, RouteConfig } from "@switchyard/core";
 import { HttpProtocol, type HttpListenerOptions } from "@switchyard/protocol-http";
 import {
   expectNoActiveConnections,
@@ -11,6 +11,7 @@ import {
   type Blackhole,
   type StartedProxy,
   type TestServer,
+  waitFor,
 } from "@switchyard/test-utils";
 
 interface Closable {
@@ -34,9 +35,20 @@ beforeEach(() => {
   inTest = true;
 });
 
-afterEach(async () => {
+afterEach(async function () {
   inTest = false;
-  for (const thing of toClose.splice(0).reverse()) await thing.close();
+  // everything is closed even when a check fails; the first failure fails the test that just
+  // ran. Given to the hook's error() rather than thrown: mocha reports it against that test and
+  // goes on, where a throwing root hook would stop the whole run
+  let failure: unknown;
+  for (const thing of toClose.splice(0).reverse()) {
+    try {
+      await thing.close();
+    } catch (err) {
+      failure ??= err;
+    }
+  }
+  if (failure !== undefined) (this.test as Mocha.Hook).error(failure);
 });
 
 /** Wraps close() so a test may close early and the root hook's second call is a no-op. */
@@ -102,7 +114,7 @@ export interface Env {
 /** A proxy with one "web" http listener and the given routes. */
 export async function startHttpProxy(
   routes: RouteConfig[],
-  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[]; tls?: ListenerTls } = {},
+  options: { listener?: HttpListenerOptions; defaults?: HttpListenerOptions; plugins?: ProxyPlugin[]; tls?: ListenerTls; logger?: Logger } = {},
 ): Promise<Env> {
   const protocol = new HttpProtocol(options.defaults ?? {});
   const listener = {
@@ -112,17 +124,59 @@ export async function startHttpProxy(
     ...(options.listener ? { options: options.listener as Record<string, unknown> } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
   };
-  const proxy = await startProxy({ listeners: [listener], routes, plugins: [protocol, ...(options.plugins ?? [])] });
+  const proxy = await startProxy({
+    listeners: [listener],
+    routes,
+    plugins: [protocol, ...(options.plugins ?? [])],
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   return closeAfterTest({
     proxy,
     protocol,
     port: proxy.port(),
     close: closeOnce(async () => {
-      await proxy.proxy.close({ timeout: 2000 });
-      await expectNoActiveConnections(proxy.proxy);
-      protocol.close();
+      // the check comes first: close() destroys whatever is left, so after it the count is
+      // zero whatever the test leaked. Clients made through these helpers are gone by now
+      // (registered after the proxy, they close before it); a connection the proxy still
+      // holds is one it failed to release
+      try {
+        await expectNoActiveConnections(proxy.proxy, LEAK_WAIT_MS);
+        await expectNoBusyUpstreams(protocol, proxy, LEAK_WAIT_MS);
+      } finally {
+        await proxy.proxy.close({ timeout: 2000 });
+        protocol.close();
+      }
     }),
   });
+}
+
+/**
+ * Waits until no upstream socket is leased or waited for: with every client connection gone,
+ * each pooled socket must be idle (or closed) and no request queued. A socket an exchange never
+ * gave back would stay "busy" until proxy.close() destroyed it.
+ */
+async function expectNoBusyUpstreams(protocol: HttpProtocol, proxy: StartedProxy, timeoutMs: number): Promise<void> {
+  const busy = () => protocol.poolStats(proxy.proxy).filter((p) => p.open !== p.idle || p.queued !== 0);
+  try {
+    await waitFor(() => busy().length === 0, timeoutMs, "upstream sockets to be idle");
+  } catch {
+    throw new Error(`upstream sockets still leased after the test: ${JSON.stringify(busy())}`);
+  }
+}
+
+/** how long a test's proxy gets to release its connections once the test is over */
+const LEAK_WAIT_MS = 3000;
+
+/** Registers a client socket to destroy after the test, before the proxy it talks to is checked. */
+function clientAfterTest(socket: Socket): Socket {
+  closeAfterTest({
+    close: async () => {
+      if (socket.destroyed) return;
+      socket.destroy();
+      await once(socket, "close");
+    },
+  });
+  return socket;
 }
 
 export interface SimpleResponse {
@@ -157,7 +211,7 @@ export function request(
 /** Sends raw bytes, reads until the proxy closes (or `timeoutMs`), returns what came back. */
 export function raw(port: number, data: string | Buffer | Array<string | Buffer>, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve) => {
-    const s = connect({ port, host: "127.0.0.1" });
+    const s = clientAfterTest(connect({ port, host: "127.0.0.1" }));
     const chunks: Buffer[] = [];
     s.on("error", () => {});
     s.on("data", (c: Buffer) => chunks.push(c));
@@ -176,7 +230,7 @@ export function raw(port: number, data: string | Buffer | Array<string | Buffer>
 export async function rawSocket(
   port: number,
 ): Promise<{ socket: Socket; closed: Promise<void>; received(): string; waitFor(text: string | RegExp, ms?: number): Promise<string> }> {
-  const socket = connect({ port, host: "127.0.0.1" });
+  const socket = clientAfterTest(connect({ port, host: "127.0.0.1" }));
   socket.on("error", () => {});
   const closed = new Promise<void>((r) => socket.once("close", () => r()));
   await once(socket, "connect");

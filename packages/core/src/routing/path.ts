@@ -12,7 +12,10 @@
  * The query string is ignored for matching and kept in `remainder`: the path after the prefix
  * (or after the glob, before its rest), always starting with "/". Matching is case-sensitive
  * and works on the raw path: params are percent-decoded, the remainder is not. Dot segments
- * ("/a/../b") are not resolved here; the protocol layer must normalise or refuse them.
+ * ("/a/../b") are not resolved here; the protocol layer must normalise or refuse them (HTTP
+ * normalises the whole target first, RFC 3986 §6.2.2). A decoded param may hold path syntax
+ * ("..%2f.." decodes to "../"): never splice one into a path as is. protocol-http's `rewrite`
+ * copies the `*` capture raw from `remainder` and refuses encoded slashes and dot segments.
  */
 import { ConfigError } from "../errors.js";
 import { wildMatch } from "./wildcard.js";
