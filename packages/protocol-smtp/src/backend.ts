@@ -1,0 +1,129 @@
+/**
+ * The proxy's SMTP client side toward one backend: writes commands and message bytes, reads
+ * replies in order (multi-line, split anywhere: see reply.ts), each wait bounded. A backend
+ * that closes, resets, times out or sends garbage fails the waiting call; one that goes away
+ * while nobody waits calls `onLost` (the session answers the client with 421).
+ */
+import type { Socket } from "node:net";
+import { UpstreamResetError, UpstreamTimeoutError, type Connection, type Route, type Target } from "@switchyard/core";
+import type { Capabilities } from "./capabilities.js";
+import { ReplyParser, type SmtpReply } from "./reply.js";
+
+export class BackendLink {
+  readonly socket: Socket;
+  readonly route: Route;
+  readonly target: Target;
+  /** what the backend advertised in its last EHLO answer */
+  caps: Capabilities = new Map();
+  /** XFORWARD keywords to send before each MAIL (empty: none) */
+  xforward: string[] = [];
+  /** set by the session: the backend went away while no reply was awaited */
+  onLost: ((err: Error) => void) | undefined;
+  readonly #conn: Connection;
+  readonly #parser = new ReplyParser();
+  readonly #replies: SmtpReply[] = [];
+  #waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  #drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #failure: Error | undefined;
+
+  constructor(conn: Connection, socket: Socket, route: Route, target: Target) {
+    this.#conn = conn;
+    this.socket = socket;
+    this.route = route;
+    this.target = target;
+    socket.on("error", (err) => this.#fail(err));
+    socket.on("close", () => this.#fail(new UpstreamResetError("backend closed the connection")));
+    socket.on("end", () => this.#fail(new UpstreamResetError("backend ended the connection")));
+    socket.on("drain", () => {
+      const w = this.#drainWaiter;
+      this.#drainWaiter = undefined;
+      w?.resolve();
+    });
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        for (const r of this.#parser.push(chunk)) this.#replies.push(r);
+      } catch (err) {
+        return this.#fail(err as Error);
+      }
+      this.#deliver();
+    });
+    socket.resume();
+  }
+
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /** Writes bytes as they are; false: wait for `drained()` before writing more. */
+  write(data: string | Buffer): boolean {
+    if (this.#failure) return true;
+    return this.socket.write(data);
+  }
+
+  /** Resolves when the socket can take more (rejects when the backend failed). */
+  drained(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => (this.#drainWaiter = { resolve, reject }));
+  }
+
+  /** The next reply within `timeoutMs`. */
+  reply(timeoutMs: number): Promise<SmtpReply> {
+    if (this.#replies.length > 0) return Promise.resolve(this.#replies.shift()!);
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<SmtpReply>((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+      this.#conn.timer("smtp-backend-reply", timeoutMs, () =>
+        this.#fail(new UpstreamTimeoutError("reply", `backend did not reply within ${timeoutMs} ms`)),
+      );
+    });
+  }
+
+  /** Sends one command line (CRLF added) and waits for its reply. */
+  command(line: string, timeoutMs: number): Promise<SmtpReply> {
+    this.write(`${line}\r\n`);
+    return this.reply(timeoutMs);
+  }
+
+  /** Ends the backend session politely (QUIT, no wait) and closes the socket. */
+  quit(): void {
+    if (!this.#failure) this.socket.end("QUIT\r\n");
+    this.#failure ??= new UpstreamResetError("backend session ended by the proxy");
+    this.onLost = undefined;
+    this.socket.destroySoon();
+  }
+
+  /** Closes at once (the message must not be completed). */
+  destroy(): void {
+    this.#failure ??= new UpstreamResetError("backend session aborted by the proxy");
+    this.onLost = undefined;
+    this.socket.destroy();
+  }
+
+  #deliver(): void {
+    const w = this.#waiter;
+    if (w === undefined || this.#replies.length === 0) return;
+    this.#waiter = undefined;
+    this.#conn.clearTimer("smtp-backend-reply");
+    w.resolve(this.#replies.shift()!);
+  }
+
+  #fail(err: Error): void {
+    if (this.#failure === undefined) this.#failure = err;
+    else if (this.#waiter === undefined && this.#drainWaiter === undefined) return;
+    this.#conn.clearTimer("smtp-backend-reply");
+    this.socket.destroy();
+    const w = this.#waiter;
+    const d = this.#drainWaiter;
+    this.#waiter = undefined;
+    this.#drainWaiter = undefined;
+    if (w || d) {
+      w?.reject(this.#failure);
+      d?.reject(this.#failure);
+    } else {
+      const lost = this.onLost;
+      this.onLost = undefined;
+      lost?.(this.#failure);
+    }
+  }
+}
