@@ -91,7 +91,7 @@ export function startSmtpProxy(o: {
 }
 
 /** A nodemailer transport to the proxy (no STARTTLS unless `tls` gives a CA). */
-export function transport(port: number, o: { name?: string; ca?: string; auth?: { user: string; pass: string } } = {}) {
+export function transport(port: number, o: { name?: string; ca?: string; auth?: { user: string; pass: string }; authMethod?: string } = {}) {
   return nodemailer.createTransport({
     host: "127.0.0.1",
     port,
@@ -99,10 +99,19 @@ export function transport(port: number, o: { name?: string; ca?: string; auth?: 
     name: o.name ?? "client.example",
     ...(o.ca ? { requireTLS: true, tls: { ca: o.ca, servername: "proxy.test" } } : { ignoreTLS: true }),
     ...(o.auth ? { auth: o.auth } : {}),
+    ...(o.authMethod ? { authMethod: o.authMethod } : {}),
     connectionTimeout: 5000,
     greetingTimeout: 5000,
     socketTimeout: 10000,
   });
+}
+
+const openClients = new Set<Socket>();
+
+/** Destroys every raw client still open (call in afterEach, before counting connections). */
+export function closeRawClients(): void {
+  for (const s of openClients) s.destroy();
+  openClients.clear();
 }
 
 /** A raw SMTP client: exact bytes out, replies parsed as they come. */
@@ -123,6 +132,8 @@ export class RawClient {
   static async open(port: number): Promise<RawClient> {
     const s = connect({ port, host: "127.0.0.1" });
     s.on("error", () => {});
+    openClients.add(s);
+    s.on("close", () => openClients.delete(s));
     await once(s, "connect");
     return new RawClient(s);
   }
