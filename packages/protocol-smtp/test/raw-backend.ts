@@ -11,6 +11,11 @@ export interface RawBackendOptions {
   caps?: string[];
   /** first reply (default "220 raw.test ESMTP") */
   greeting?: string;
+  /**
+   * end DATA at any of the smuggling variants (`<LF>.<LF>`, `<CR>.<CR>`, …) as vulnerable servers
+   * did, so a proxy that let one through would show the smuggled commands in `sessions`
+   */
+  lenientEnd?: boolean;
 }
 
 export interface RawBackend {
@@ -43,10 +48,12 @@ export async function startRawBackend(o: RawBackendOptions = {}): Promise<RawBac
       buf = Buffer.concat([buf, chunk]);
       for (;;) {
         if (mode.kind === "data") {
-          const end = buf.indexOf("\r\n.\r\n");
-          if (end < 0) return;
-          messages.push(buf.subarray(0, end + 2));
-          buf = buf.subarray(end + 5);
+          const text = buf.toString("latin1");
+          const m = o.lenientEnd ? /(\r\n|\n|\r)\.(\r\n|\n|\r)/.exec(text) : /\r\n\.\r\n/.exec(text);
+          if (m === null) return;
+          const end = m.index;
+          messages.push(buf.subarray(0, end + (o.lenientEnd ? m[1]!.length : 2)));
+          buf = buf.subarray(end + m[0].length);
           mode = { kind: "cmd" };
           s.write("250 2.0.0 queued\r\n");
           continue;
