@@ -438,8 +438,9 @@ export class SmtpSession {
     if (tx.recipients.length === 0) return this.#error(554, "5.5.1", "Error: no valid recipients");
     const refused = await this.#announce(tx);
     if (refused) {
-      this.#tx = undefined;
-      return this.#reply(refused.code, refused.enhanced, refused.text), false;
+      await this.#abandon(tx);
+      this.#reply(refused.code, refused.enhanced, refused.text);
+      return false;
     }
     const b = this.#backend!;
     const inspect = this.#hooks.onData.taps.length > 0;
@@ -453,11 +454,12 @@ export class SmtpSession {
     }
     const outcome = await this.#pumpData(b, inspect, tx);
     if (outcome === "closed") return true;
-    this.#tx = undefined;
     if (outcome !== "sent") {
+      await this.#abandon(tx);
       this.#reply(outcome.code, outcome.enhanced, outcome.text);
       return false;
     }
+    this.#tx = undefined;
     const done = await b.reply(this.#o.dataEndTimeout);
     this.#messages++;
     return this.#relay(done);
@@ -576,11 +578,7 @@ export class SmtpSession {
       if (refusal === undefined && b !== undefined && !b.write(part)) await b.drained();
     }
     if (refusal !== undefined || tx === undefined || b === undefined) {
-      if (tx?.sent && this.#backend !== undefined) {
-        // end the backend's transaction too; its reply is not the client's business
-        await this.#backend.command("RSET", this.#o.replyTimeout);
-      }
-      this.#tx = undefined;
+      if (tx !== undefined) await this.#abandon(tx);
       const r = refusal ?? { code: 503, enhanced: "5.5.1", text: "Error: need MAIL command" };
       return this.#error(r.code, r.enhanced, r.text);
     }
@@ -589,6 +587,16 @@ export class SmtpSession {
     if (last || reply.code !== 250) this.#tx = undefined;
     if (last && reply.code === 250) this.#messages++;
     return this.#relay(reply);
+  }
+
+  /**
+   * Ends a transaction the proxy refused: the backend, if it still has it open (MAIL and RCPT
+   * were relayed, no message data went out), gets RSET; its reply is not the client's business.
+   */
+  async #abandon(tx: Transaction): Promise<void> {
+    this.#tx = undefined;
+    const b = this.#backend;
+    if (tx.sent && b !== undefined && !b.failed) await b.command("RSET", this.#o.replyTimeout);
   }
 
   async #rset(cmd: Command): Promise<boolean> {
