@@ -60,11 +60,22 @@ export class BackendLink {
     return this.socket.write(data);
   }
 
-  /** Resolves when the socket can take more (rejects when the backend failed). */
-  drained(): Promise<void> {
+  /** Resolves when the socket can take more; rejects when the backend failed or took nothing for `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (!this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve, reject) => (this.#drainWaiter = { resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.#drainWaiter = {
+        resolve: () => {
+          this.#conn.clearTimer("smtp-backend-drain");
+          resolve();
+        },
+        reject,
+      };
+      this.#conn.timer("smtp-backend-drain", timeoutMs, () =>
+        this.#fail(new UpstreamTimeoutError("write", `backend took no data for ${timeoutMs} ms`)),
+      );
+    });
   }
 
   /** The next reply within `timeoutMs`. */
@@ -112,6 +123,7 @@ export class BackendLink {
     if (this.#failure === undefined) this.#failure = err;
     else if (this.#waiter === undefined && this.#drainWaiter === undefined) return;
     this.#conn.clearTimer("smtp-backend-reply");
+    this.#conn.clearTimer("smtp-backend-drain");
     this.socket.destroy();
     const w = this.#waiter;
     const d = this.#drainWaiter;

@@ -111,6 +111,7 @@ export class SmtpSession {
         if (conn.draining && this.#tx === undefined) {
           return this.#close({ code: 421, enhanced: "4.3.2", text: `${this.#o.hostname} Service shutting down, closing transmission channel` }, "shutdown");
         }
+        if (!(await this.#clientDrained())) return;
         const ev = await this.#input.line(COMMAND_LINE_LIMIT, this.#o.commandTimeout);
         if (ev === "closed") return conn.destroy("client-closed");
         if (ev === "interrupted") continue;
@@ -139,6 +140,29 @@ export class SmtpSession {
         err,
       );
     }
+  }
+
+  /**
+   * A client that pipelines without reading its replies would have them pile up here: before the
+   * next command, wait until the socket has taken what was written (within the command timeout).
+   * false when the session ended meanwhile.
+   */
+  async #clientDrained(): Promise<boolean> {
+    const socket = this.#conn.socket;
+    if (!socket.writableNeedDrain) return true;
+    const drained = await new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        socket.off("drain", onDrain);
+        this.#conn.clearTimer("smtp-client-drain");
+        resolve(ok);
+      };
+      const onDrain = () => done(true);
+      socket.on("drain", onDrain);
+      this.#conn.timer("smtp-client-drain", this.#o.commandTimeout, () => done(false));
+      this.#conn.onDestroy(() => done(false));
+    });
+    if (!drained && !this.#conn.destroyed) this.#conn.destroy("idle-timeout");
+    return drained && !this.#conn.destroyed;
   }
 
   /** Handles one command; true when the session has ended. */
@@ -526,14 +550,14 @@ export class SmtpSession {
                 reader.abort();
               } else {
                 started = true;
-                if (!b.write(out)) await b.drained();
+                if (!b.write(out)) await b.drained(this.#o.dataTimeout);
               }
             }
           }
         } else {
           let ok = true;
           for (const o of step.out) ok = b.write(o);
-          if (!ok) await b.drained();
+          if (!ok) await b.drained(this.#o.dataTimeout);
         }
       } else if (started) {
         // part of the message may be at the backend: it must never be completed
@@ -575,7 +599,7 @@ export class SmtpSession {
       const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
       if (chunk.length > left) this.#input.unread(chunk.subarray(left));
       left -= part.length;
-      if (refusal === undefined && b !== undefined && !b.write(part)) await b.drained();
+      if (refusal === undefined && b !== undefined && !b.write(part)) await b.drained(this.#o.dataTimeout);
     }
     if (refusal !== undefined || tx === undefined || b === undefined) {
       if (tx !== undefined) await this.#abandon(tx);
@@ -669,6 +693,11 @@ export class SmtpSession {
     b.onLost = (err) => {
       if (this.#backend !== b || this.#conn.destroyed) return;
       this.#proxy.logger.warn("smtp backend lost", { id: conn.id, error: err.message });
+      if (this.#tx === undefined) {
+        // between transactions nothing is lost: the next MAIL (or recipient) connects again
+        this.#dropBackend();
+        return;
+      }
       this.#close({ code: 421, enhanced: "4.4.2", text: `${this.#o.hostname} Backend connection lost, closing transmission channel` }, "upstream-closed", err);
     };
   }

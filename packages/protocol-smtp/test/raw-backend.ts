@@ -24,6 +24,8 @@ export interface RawBackend {
   sessions: string[][];
   /** message bytes as received (DATA: up to and without the terminator line; BDAT: chunks) */
   messages: Buffer[];
+  /** destroys every open session (the server keeps listening) */
+  kick(): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,9 @@ export async function startRawBackend(o: RawBackendOptions = {}): Promise<RawBac
     port: (server.address() as AddressInfo).port,
     sessions,
     messages,
+    kick() {
+      for (const s of sockets) s.destroy();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

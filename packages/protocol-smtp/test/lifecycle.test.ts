@@ -1,0 +1,91 @@
+import { expect } from "chai";
+import { ConfigError } from "@switchyard/core";
+import { expectNoActiveConnections, sleep, waitFor, type StartedProxy } from "@switchyard/test-utils";
+import { SmtpProtocol } from "@switchyard/protocol-smtp";
+import { RawClient, closeRawClients, codes, startSmtpProxy } from "./helpers.js";
+import { startRawBackend, type RawBackend } from "./raw-backend.js";
+
+describe("smtp lifecycle", () => {
+  let raw: RawBackend;
+  let p: StartedProxy | undefined;
+  beforeEach(async () => {
+    raw = await startRawBackend();
+  });
+  afterEach(async () => {
+    closeRawClients();
+    if (p) await expectNoActiveConnections(p.proxy);
+    await p?.proxy.close({ timeout: 1000 });
+    p = undefined;
+    await raw.close();
+  });
+  const routes = () => [{ name: "raw", listener: "mail", targets: [`127.0.0.1:${raw.port}`] }];
+
+  async function client(): Promise<RawClient> {
+    const c = await RawClient.open(p!.port());
+    await c.waitReplies(1);
+    return c;
+  }
+
+  it("refuse(conn, reason) answers a core-originated close with 421 before the socket goes", async () => {
+    const protocol = new SmtpProtocol({ hostname: "proxy.test" });
+    p = await startSmtpProxy({ routes: routes(), protocol });
+    // what core will do for limits, shutdown and onAccept rejections (until it calls refuse itself)
+    p.proxy.hooks.onAccept.tap("Deny", (conn) => {
+      protocol.refuse(conn, "rejected");
+      return { reason: "denied" };
+    });
+    const c = await RawClient.open(p.port());
+    await c.waitClosed();
+    expect(codes(c.replies)).to.deep.equal([421]);
+    expect(c.replies[0]!.lines[0]).to.match(/^4\.7\.0 proxy\.test /);
+  });
+
+  it("reconnects when the backend went away between transactions; 421 when it goes away during one", async () => {
+    p = await startSmtpProxy({ routes: routes() });
+    const c = await client();
+    await c.command("EHLO client.example");
+    raw.kick();
+    await sleep(50);
+    expect(c.closed).to.equal(false);
+    expect((await c.command("MAIL FROM:<s@sender.example>")).code).to.equal(250);
+    expect(raw.sessions).to.have.length(2);
+    expect(raw.sessions[1]!.slice(0, 2)).to.deep.equal(["EHLO client.example", "MAIL FROM:<s@sender.example>"]);
+    raw.kick();
+    await c.waitClosed();
+    expect(c.replies.at(-1)!.code).to.equal(421);
+    expect(c.replies.at(-1)!.lines[0]).to.match(/^4\.4\.2 /);
+  });
+
+  it("a client that disconnects in the middle of DATA leaves nothing delivered and nothing open", async () => {
+    p = await startSmtpProxy({ routes: routes() });
+    const c = await client();
+    c.send("EHLO client.example\r\nMAIL FROM:<s@sender.example>\r\nRCPT TO:<r@dest.example>\r\nDATA\r\nSubject: x\r\n\r\npartial");
+    await c.waitReplies(5);
+    c.close();
+    await expectNoActiveConnections(p.proxy);
+    await waitFor(() => raw.sessions.length === 1);
+    expect(raw.messages).to.have.length(0);
+  });
+
+  it("a client that closes before the greeting is read, or right after EHLO, leaves nothing open", async () => {
+    p = await startSmtpProxy({ routes: routes() });
+    for (let i = 0; i < 5; i++) {
+      const c = await RawClient.open(p.port());
+      if (i % 2 === 1) c.send("EHLO client.example\r\n");
+      c.close();
+    }
+    await expectNoActiveConnections(p.proxy);
+  });
+
+  it("rejects bad listener options when the proxy is built", async () => {
+    let err: unknown;
+    try {
+      await startSmtpProxy({ routes: routes(), options: { routeBy: "subject" } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(ConfigError);
+    expect((err as Error).message).to.include("routeBy must be one of");
+    expect(() => new SmtpProtocol({ commandTimout: 5 } as never)).to.throw(ConfigError, /did you mean "commandTimeout"/);
+  });
+});
