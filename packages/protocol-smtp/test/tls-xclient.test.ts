@@ -58,6 +58,21 @@ describe("smtp STARTTLS toward the client", () => {
     expect(raw.sessions.flat().some((l) => l.includes("evil") || l.includes("victim"))).to.equal(false);
   });
 
+  it("implicitTls: TLS from the first byte (port 465 style), nodemailer with secure: true", async () => {
+    a = await startBackend("backend-a.test");
+    p = await startSmtpProxy({
+      routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`] }],
+      listener: { tls: { cert: cert.cert, key: cert.key } },
+      options: { implicitTls: true },
+    });
+    const nodemailer = (await import("nodemailer")).default;
+    const t = nodemailer.createTransport({ host: "127.0.0.1", port: p.port(), secure: true, tls: { ca: ca.cert, servername: "proxy.test" }, name: "client.example" });
+    const info = await t.sendMail({ from: "s@sender.example", to: "r@dest.example", subject: "465", text: "x" });
+    t.close();
+    expect(info.accepted).to.deep.equal(["r@dest.example"]);
+    expect(a.received).to.have.length(1);
+  });
+
   it("answers STARTTLS with 502 on a listener without tls", async () => {
     a = await startBackend("backend-a.test");
     p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`] }] });
