@@ -5,12 +5,14 @@
  * while nobody waits calls `onLost` (the session answers the client with 421).
  */
 import type { Socket } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { UpstreamResetError, UpstreamTimeoutError, type Connection, type Route, type Target } from "@switchyard/core";
 import type { Capabilities } from "./capabilities.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
 
 export class BackendLink {
-  readonly socket: Socket;
+  /** the plain socket, or the TLS socket after `startTls` */
+  socket: Socket;
   readonly route: Route;
   readonly target: Target;
   /** what the backend advertised in its last EHLO answer */
@@ -20,7 +22,7 @@ export class BackendLink {
   /** set by the session: the backend went away while no reply was awaited */
   onLost: ((err: Error) => void) | undefined;
   readonly #conn: Connection;
-  readonly #parser = new ReplyParser();
+  #parser = new ReplyParser();
   readonly #replies: SmtpReply[] = [];
   #waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
   #drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -31,23 +33,76 @@ export class BackendLink {
     this.socket = socket;
     this.route = route;
     this.target = target;
-    socket.on("error", (err) => this.#fail(err));
-    socket.on("close", () => this.#fail(new UpstreamResetError("backend closed the connection")));
-    socket.on("end", () => this.#fail(new UpstreamResetError("backend ended the connection")));
-    socket.on("drain", () => {
-      const w = this.#drainWaiter;
-      this.#drainWaiter = undefined;
-      w?.resolve();
-    });
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        for (const r of this.#parser.push(chunk)) this.#replies.push(r);
-      } catch (err) {
-        return this.#fail(err as Error);
-      }
-      this.#deliver();
-    });
+    this.#attach(socket);
+  }
+
+  readonly #onError = (err: Error): void => this.#fail(err);
+  readonly #onClose = (): void => this.#fail(new UpstreamResetError("backend closed the connection"));
+  readonly #onEnd = (): void => this.#fail(new UpstreamResetError("backend ended the connection"));
+  readonly #onDrain = (): void => {
+    const w = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    w?.resolve();
+  };
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      for (const r of this.#parser.push(chunk)) this.#replies.push(r);
+    } catch (err) {
+      return this.#fail(err as Error);
+    }
+    this.#deliver();
+  };
+
+  #attach(socket: Socket): void {
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    socket.on("end", this.#onEnd);
+    socket.on("drain", this.#onDrain);
+    socket.on("data", this.#onData);
     socket.resume();
+  }
+
+  #detach(socket: Socket): void {
+    socket.pause();
+    socket.off("close", this.#onClose);
+    socket.off("end", this.#onEnd);
+    socket.off("drain", this.#onDrain);
+    socket.off("data", this.#onData);
+    // the error handler stays: the plain socket under TLS must never throw unhandled
+  }
+
+  /**
+   * Upgrades the backend session to TLS after its `220` to STARTTLS (RFC 3207), verifying the
+   * certificate unless `options.rejectUnauthorized` is false. Anything the backend sent in
+   * plaintext after its 220 is dropped. Rejects on a handshake failure or after `timeoutMs`.
+   */
+  async startTls(options: ConnectionOptions, timeoutMs: number): Promise<void> {
+    const plain = this.socket;
+    this.#detach(plain);
+    this.#replies.length = 0;
+    this.#parser = new ReplyParser();
+    const secure = tlsConnect({ ...options, socket: plain });
+    secure.on("error", this.#onError);
+    this.socket = secure;
+    this.#conn.upstream = secure;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        this.#conn.clearTimer("smtp-backend-tls");
+        secure.off("secureConnect", onSecure);
+        secure.off("error", onFail);
+        secure.off("close", onClosed);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onSecure = () => done();
+      const onFail = (err: Error) => done(err);
+      const onClosed = () => done(new UpstreamResetError("backend closed during the TLS handshake"));
+      secure.once("secureConnect", onSecure);
+      secure.once("error", onFail);
+      secure.once("close", onClosed);
+      this.#conn.timer("smtp-backend-tls", timeoutMs, () => done(new UpstreamTimeoutError("tls-handshake", "backend TLS handshake timed out")));
+    });
+    this.#attach(secure);
   }
 
   get failed(): boolean {

@@ -1,5 +1,5 @@
 export { SmtpProtocol, type SmtpProtocolListenerOptions } from "./protocol.js";
-export type { SmtpListenerOptions, SmtpRouteBy } from "./options.js";
+export type { SmtpListenerOptions, SmtpRouteBy, SmtpRouteOptions, BackendStartTlsOptions } from "./options.js";
 export {
   verdict,
   type SmtpHooks,

@@ -126,3 +126,44 @@ export function resolveOptions(where: string, ...layers: Array<Readonly<Record<s
   }
   return Object.freeze({ ...DEFAULTS, hostname: osHostname() || "localhost", ...merged }) as ResolvedSmtpOptions;
 }
+
+/** Route option `backendStartTls`: STARTTLS toward the backends of a route. */
+export interface BackendStartTlsOptions {
+  /** refuse a backend that does not offer STARTTLS or whose handshake fails (default true) */
+  required?: boolean;
+  /** CA certificates to verify the backend with (default: Node's) */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** name to verify (default: the target host when it is not an IP address) */
+  servername?: string;
+  /** verify the backend's certificate (default true) */
+  rejectUnauthorized?: boolean;
+}
+
+/** Per-route options (`RouteConfig.options`) read by SmtpProtocol. */
+export interface SmtpRouteOptions {
+  /** `true` or settings: upgrade each backend session with STARTTLS before introducing the client */
+  backendStartTls?: boolean | BackendStartTlsOptions;
+}
+
+export const ROUTE_KEYS = ["backendStartTls"] as const;
+
+/** Throws ConfigError for a bad `backendStartTls`. */
+export function checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+  const v = options.backendStartTls;
+  if (v === undefined || typeof v === "boolean") return;
+  if (typeof v !== "object" || v === null) throw new ConfigError(`${where}: backendStartTls must be a boolean or an object`);
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "required" || k === "rejectUnauthorized") {
+      if (typeof x !== "boolean") throw new ConfigError(`${where}: backendStartTls.${k} must be a boolean`);
+    } else if (k === "servername") {
+      if (typeof x !== "string") throw new ConfigError(`${where}: backendStartTls.servername must be a string`);
+    } else if (k !== "ca") throw new ConfigError(`${where}: backendStartTls: ${unknownOptionMessage(k, ["required", "ca", "servername", "rejectUnauthorized"])}`);
+  }
+}
+
+/** The route's backendStartTls settings, or undefined when off. */
+export function backendStartTlsOf(options: Readonly<Record<string, unknown>>): BackendStartTlsOptions | undefined {
+  const v = options.backendStartTls;
+  if (v === undefined || v === false) return undefined;
+  return v === true ? {} : (v as BackendStartTlsOptions);
+}

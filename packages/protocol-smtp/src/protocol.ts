@@ -5,7 +5,7 @@
 import { ConfigError, upgradeToTls, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
 import { ClientInput } from "./client-input.js";
 import { smtpHooksOf, type SmtpHooks } from "./hooks.js";
-import { resolveOptions, type ResolvedSmtpOptions, type SmtpListenerOptions } from "./options.js";
+import { checkRouteOptions, resolveOptions, ROUTE_KEYS, type ResolvedSmtpOptions, type SmtpListenerOptions } from "./options.js";
 import { formatReply } from "./reply.js";
 import { SmtpSession } from "./session.js";
 
@@ -23,6 +23,8 @@ export class SmtpProtocol implements ProxyPlugin, ProtocolHandler {
   readonly name = "smtp";
   /** TLS is the protocol's business: STARTTLS, or `implicitTls` */
   readonly tlsMode = "protocol" as const;
+  /** the keys of `route.options` this protocol reads */
+  readonly routeOptions = ROUTE_KEYS;
   readonly #defaults: SmtpProtocolListenerOptions;
 
   /** `options` are the defaults of every smtp listener; `ListenerConfig.options` override them. */
@@ -41,6 +43,11 @@ export class SmtpProtocol implements ProxyPlugin, ProtocolHandler {
   /** Unknown or invalid listener options throw `ConfigError` (the proxy calls this before listening). */
   checkListenerOptions(options: Readonly<Record<string, unknown>>, where: string): void {
     this.#resolve(options, where);
+  }
+
+  /** Invalid SMTP route options throw `ConfigError`; keys of other readers are left to them. */
+  checkRouteOptions(options: Readonly<Record<string, unknown>>, where: string): void {
+    checkRouteOptions(options, where);
   }
 
   apply(proxy: Proxy): void {

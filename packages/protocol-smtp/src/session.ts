@@ -6,6 +6,7 @@
  * terminated here. The session owns its backend link; the connection owns both sockets and every
  * timer, so `conn.destroy` releases everything.
  */
+import { isIP } from "node:net";
 import {
   ResolveError,
   ResolveErrorKind,
@@ -22,7 +23,7 @@ import { domainOf, formatPath, paramValue, parseCommand, parseHeloDomain, parseP
 import { DataReader } from "./data-reader.js";
 import type { SmtpHooks, SmtpSessionInfo, SmtpVerdict } from "./hooks.js";
 import type { SmtpTransactionMessage } from "./message.js";
-import type { ResolvedSmtpOptions } from "./options.js";
+import { backendStartTlsOf, type ResolvedSmtpOptions } from "./options.js";
 import { formatReply, serializeReply, type SmtpReply } from "./reply.js";
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
@@ -711,6 +712,7 @@ export class SmtpSession {
       throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend refused the session, closing transmission channel` }, "connect-failed", new Error(`backend greeting ${greeting.code}`));
     }
     await this.#ehlo(b);
+    await this.#backendStartTls(b);
     const mode = this.#o.forwardClient;
     const xclient = b.caps.get("XCLIENT");
     const xforward = b.caps.get("XFORWARD");
@@ -724,6 +726,28 @@ export class SmtpSession {
     } else if (xforward !== undefined && (mode === "auto" || mode === "xforward")) {
       b.xforward = xforward.toUpperCase().split(/\s+/);
     }
+  }
+
+  /** STARTTLS toward the backend when the route asks for it (route option `backendStartTls`). */
+  async #backendStartTls(b: BackendLink): Promise<void> {
+    const st = backendStartTlsOf(b.route.options);
+    if (st === undefined) return;
+    const required = st.required !== false;
+    const refuse = (why: string, cause?: unknown): void => {
+      if (!required) return void this.#proxy.logger.info("smtp backend STARTTLS skipped", { id: this.#conn.id, why });
+      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend TLS failed, closing transmission channel` }, "connect-failed", cause ?? new Error(why));
+    };
+    if (!b.caps.has("STARTTLS")) return refuse("the backend does not offer STARTTLS");
+    const r = await b.command("STARTTLS", this.#o.replyTimeout);
+    if (r.code !== 220) return refuse(`the backend answered STARTTLS with ${r.code}`);
+    const host = b.target.host;
+    const servername = st.servername ?? (isIP(host) ? undefined : host);
+    await b.startTls(
+      { ...(st.ca !== undefined ? { ca: st.ca } : {}), ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: st.rejectUnauthorized !== false },
+      this.#proxy.timeoutsFor(this.#conn).connect,
+    ).catch((err: unknown) => refuse(`TLS handshake: ${(err as Error).message}`, err));
+    // RFC 3207 §4.2: the backend forgot everything; it hears EHLO again
+    await this.#ehlo(b);
   }
 
   async #ehlo(b: BackendLink): Promise<void> {

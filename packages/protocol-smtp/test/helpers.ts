@@ -19,6 +19,8 @@ export interface Received {
   helo: string;
   user: string | undefined;
   remoteAddress: string;
+  /** the backend session was TLS */
+  secure: boolean;
 }
 
 export interface Backend {
@@ -54,6 +56,7 @@ export async function startBackend(name: string, options: SMTPServerOptions = {}
           helo: session.hostNameAppearsAs,
           user: session.user as string | undefined,
           remoteAddress: session.remoteAddress,
+          secure: session.secure,
         });
         cb(null);
       });

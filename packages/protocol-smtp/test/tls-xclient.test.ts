@@ -84,6 +84,65 @@ describe("smtp STARTTLS toward the client", () => {
   });
 });
 
+describe("smtp STARTTLS toward the backend (route option backendStartTls)", () => {
+  let a: Backend;
+  let p: StartedProxy | undefined;
+  const backendCert = ca.issue({ commonName: "backend.test" });
+  beforeEach(async () => {
+    a = await startBackend("backend.test", { disabledCommands: [], key: backendCert.key, cert: backendCert.cert });
+  });
+  afterEach(async () => {
+    closeRawClients();
+    if (p) await expectNoActiveConnections(p.proxy);
+    await p?.proxy.close({ timeout: 1000 });
+    p = undefined;
+    await a.close();
+  });
+
+  it("upgrades the backend session and verifies its certificate; the client never sees the backend's STARTTLS", async () => {
+    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { ca: ca.cert, servername: "backend.test" } } }] });
+    const c = await RawClient.open(p.port());
+    await c.waitReplies(1);
+    const ehlo = await c.command("EHLO client.example");
+    expect(ehlo.lines).to.not.include("STARTTLS");
+    c.close();
+    const t = transport(p.port());
+    await t.sendMail({ from: "s@sender.example", to: "r@dest.example", subject: "s", text: "t" });
+    t.close();
+    expect(a.received.map((m) => m.secure)).to.deep.equal([true]);
+  });
+
+  it("fails the connect with 421 when verification fails, or when a required STARTTLS is not offered", async () => {
+    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { ca: ca.cert, servername: "wrong.test" } } }] });
+    const c = await RawClient.open(p.port());
+    await c.waitReplies(1);
+    c.send("EHLO client.example\r\n");
+    await c.waitClosed();
+    expect(codes(c.replies)).to.deep.equal([220, 421]);
+    expect(a.received).to.have.length(0);
+    await expectNoActiveConnections(p.proxy);
+    await p.proxy.close({ timeout: 1000 });
+    const plain = await startBackend("plain.test");
+    p = await startSmtpProxy({ routes: [{ name: "p", listener: "mail", targets: [`127.0.0.1:${plain.port}`], options: { backendStartTls: true } }] });
+    const d = await RawClient.open(p.port());
+    await d.waitReplies(1);
+    d.send("EHLO client.example\r\n");
+    await d.waitClosed();
+    expect(codes(d.replies)).to.deep.equal([220, 421]);
+    await plain.close();
+  });
+
+  it("rejects a bad backendStartTls route option when the proxy is built", async () => {
+    let err: Error | undefined;
+    try {
+      await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { requierd: true } } }] });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).to.match(/did you mean "required"/);
+  });
+});
+
 describe("smtp XCLIENT / XFORWARD toward the backend", () => {
   let raw: RawBackend;
   let p: StartedProxy | undefined;
