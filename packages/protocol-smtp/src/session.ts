@@ -86,6 +86,8 @@ export class SmtpSession {
   #tx: Transaction | undefined;
   #errors = 0;
   #messages = 0;
+  /** ends a wait for the client to read its replies (`#clientDrained`) */
+  #drainWaiter: ((ok: boolean) => void) | undefined;
 
   constructor(conn: Connection, options: ResolvedSmtpOptions, hooks: SmtpHooks, input: ClientInput) {
     this.#conn = conn;
@@ -102,6 +104,7 @@ export class SmtpSession {
     conn.onDrain(() => {
       if (this.#tx === undefined) this.#input.interrupt();
     });
+    conn.onDestroy(() => this.#drainWaiter?.(false));
     this.#input.attach(conn.socket);
     this.#send(formatReply(220, undefined, `${this.#o.hostname} ESMTP`));
     // the handshake deadline ends with the greeting: command timeouts take over
@@ -155,12 +158,13 @@ export class SmtpSession {
       const done = (ok: boolean) => {
         socket.off("drain", onDrain);
         this.#conn.clearTimer("smtp-client-drain");
+        this.#drainWaiter = undefined;
         resolve(ok);
       };
       const onDrain = () => done(true);
       socket.on("drain", onDrain);
+      this.#drainWaiter = done;
       this.#conn.timer("smtp-client-drain", this.#o.commandTimeout, () => done(false));
-      this.#conn.onDestroy(() => done(false));
     });
     if (!drained && !this.#conn.destroyed) this.#conn.destroy("idle-timeout");
     return drained && !this.#conn.destroyed;

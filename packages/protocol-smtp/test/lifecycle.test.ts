@@ -77,6 +77,25 @@ describe("smtp lifecycle", () => {
     await expectNoActiveConnections(p.proxy);
   });
 
+  it("a client that pipelines without reading its replies is throttled: the proxy's buffers stay bounded", async () => {
+    p = await startSmtpProxy({ routes: routes() });
+    const c = await client();
+    c.socket.pause();
+    const batch = "NOOP\r\n".repeat(10_000);
+    let sent = 0;
+    for (let i = 0; i < 100; i++) {
+      if (!c.socket.write(batch)) await new Promise((r) => setTimeout(r, 5));
+      sent += batch.length;
+    }
+    await sleep(300);
+    const [conn] = [...p.proxy.connections];
+    expect(conn).to.not.equal(undefined);
+    // 6 MB of commands offered, 7 MB of replies owed: the proxy holds at most a window of them
+    expect(conn!.socket.writableLength).to.be.below(256 * 1024);
+    expect(sent).to.equal(6_000_000);
+    c.close();
+  });
+
   it("rejects bad listener options when the proxy is built", async () => {
     let err: unknown;
     try {
