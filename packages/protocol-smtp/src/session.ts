@@ -6,10 +6,8 @@
  * terminated here. The session owns its backend link; the connection owns both sockets and every
  * timer, so `conn.destroy` releases everything.
  */
-import { isIP } from "node:net";
 import {
   ResolveError,
-  ResolveErrorKind,
   upgradeToTls,
   type Connection,
   type Proxy,
@@ -17,13 +15,15 @@ import {
   type RouteMatchResult,
 } from "@switchyard/core";
 import { BackendLink } from "./backend.js";
+import { localOf, noRouteReply, smtpCodeOf, type LocalReply } from "./local-replies.js";
+import { forwardAttributes, introduce, type ClientIdentity } from "./backend-handshake.js";
 import { advertise, parseCapabilities } from "./capabilities.js";
 import type { ClientInput } from "./client-input.js";
-import { domainOf, formatPath, paramValue, parseCommand, parseHeloDomain, parsePath, xtext, type Command, type PathArgument } from "./command.js";
+import { domainOf, formatPath, paramValue, parseCommand, parseHeloDomain, parsePath, type Command, type PathArgument } from "./command.js";
 import { DataReader } from "./data-reader.js";
 import type { SmtpHooks, SmtpSessionInfo, SmtpVerdict } from "./hooks.js";
 import type { SmtpTransactionMessage } from "./message.js";
-import { backendStartTlsOf, type ResolvedSmtpOptions } from "./options.js";
+import type { ResolvedSmtpOptions } from "./options.js";
 import { formatReply, serializeReply, type SmtpReply } from "./reply.js";
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
@@ -32,13 +32,6 @@ export const COMMAND_LINE_LIMIT = 512;
 export const AUTH_LINE_LIMIT = 12_288;
 /** Most header bytes read before onData taps run (more: the taps see what was read). */
 const MAX_HEADER_BYTES = 64 * 1024;
-
-/** A reply the proxy gives itself. */
-interface LocalReply {
-  code: number;
-  enhanced: string;
-  text: string;
-}
 
 /** Thrown where the session must end with a reply (backend gone, connect failure). */
 class SessionEnd extends Error {
@@ -413,7 +406,7 @@ export class SmtpSession {
   async #sendMail(path: PathArgument): Promise<SmtpReply> {
     const b = this.#backend!;
     if (b.xforward.length > 0) {
-      const r = await b.command(`XFORWARD ${this.#forwardAttributes(b.xforward).join(" ")}`, this.#o.replyTimeout);
+      const r = await b.command(`XFORWARD ${forwardAttributes(b.xforward, this.#identity()).join(" ")}`, this.#o.replyTimeout);
       if (r.code !== 250) this.#proxy.logger.warn("backend refused XFORWARD", { id: this.#conn.id, code: r.code });
     }
     return b.command(`MAIL ${formatPath("FROM", path)}`, this.#o.replyTimeout);
@@ -690,10 +683,9 @@ export class SmtpSession {
     if (this.#o.routeBy !== "rcptDomain") this.#match = match;
     conn.setState("established");
     try {
-      await this.#introduce(b);
+      await introduce(b, this.#identity(), { options: this.#o, tlsTimeout: this.#proxy.timeoutsFor(conn).connect, logger: this.#proxy.logger, id: conn.id });
     } catch (err) {
-      if (err instanceof SessionEnd) throw err;
-      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend failed, closing transmission channel` }, "connect-failed", err);
+      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend refused the session, closing transmission channel` }, "connect-failed", err);
     }
     b.onLost = (err) => {
       if (this.#backend !== b || this.#conn.destroyed) return;
@@ -707,79 +699,9 @@ export class SmtpSession {
     };
   }
 
-  /** The backend's greeting, EHLO, then XCLIENT (and EHLO again) or XFORWARD. */
-  async #introduce(b: BackendLink): Promise<void> {
-    const t = this.#o.replyTimeout;
-    const greeting = await b.reply(t);
-    if (greeting.code !== 220) {
-      // a 421 greeting is a connect failure
-      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend refused the session, closing transmission channel` }, "connect-failed", new Error(`backend greeting ${greeting.code}`));
-    }
-    await this.#ehlo(b);
-    await this.#backendStartTls(b);
-    const mode = this.#o.forwardClient;
-    const xclient = b.caps.get("XCLIENT");
-    const xforward = b.caps.get("XFORWARD");
-    if (xclient !== undefined && (mode === "auto" || mode === "xclient")) {
-      const attrs = this.#forwardAttributes(xclient.toUpperCase().split(/\s+/));
-      const r = await b.command(`XCLIENT ${attrs.join(" ")}`, t);
-      if (r.code === 220) {
-        // XCLIENT resets the session: the backend greeted again and wants a new EHLO
-        await this.#ehlo(b);
-      } else if (r.code >= 400) this.#proxy.logger.warn("backend refused XCLIENT", { id: this.#conn.id, code: r.code });
-    } else if (xforward !== undefined && (mode === "auto" || mode === "xforward")) {
-      b.xforward = xforward.toUpperCase().split(/\s+/);
-    }
-  }
-
-  /** STARTTLS toward the backend when the route asks for it (route option `backendStartTls`). */
-  async #backendStartTls(b: BackendLink): Promise<void> {
-    const st = backendStartTlsOf(b.route.options);
-    if (st === undefined) return;
-    const required = st.required !== false;
-    const refuse = (why: string, cause?: unknown): void => {
-      if (!required) return void this.#proxy.logger.info("smtp backend STARTTLS skipped", { id: this.#conn.id, why });
-      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend TLS failed, closing transmission channel` }, "connect-failed", cause ?? new Error(why));
-    };
-    if (!b.caps.has("STARTTLS")) return refuse("the backend does not offer STARTTLS");
-    const r = await b.command("STARTTLS", this.#o.replyTimeout);
-    if (r.code !== 220) return refuse(`the backend answered STARTTLS with ${r.code}`);
-    const host = b.target.host;
-    const servername = st.servername ?? (isIP(host) ? undefined : host);
-    await b.startTls(
-      { ...(st.ca !== undefined ? { ca: st.ca } : {}), ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: st.rejectUnauthorized !== false },
-      this.#proxy.timeoutsFor(this.#conn).connect,
-    ).catch((err: unknown) => refuse(`TLS handshake: ${(err as Error).message}`, err));
-    // RFC 3207 §4.2: the backend forgot everything; it hears EHLO again
-    await this.#ehlo(b);
-  }
-
-  async #ehlo(b: BackendLink): Promise<void> {
-    const name = this.#helo ?? this.#o.hostname;
-    const r = await b.command(`EHLO ${name}`, this.#o.replyTimeout);
-    if (r.code === 250) {
-      b.caps = parseCapabilities(r.lines);
-      return;
-    }
-    const h = await b.command(`HELO ${name}`, this.#o.replyTimeout);
-    if (h.code !== 250) throw new Error(`backend refused EHLO and HELO (${r.code}, ${h.code})`);
-    b.caps = new Map();
-  }
-
-  /** XCLIENT / XFORWARD attributes the backend listed, xtext-encoded. */
-  #forwardAttributes(supported: readonly string[]): string[] {
-    const conn = this.#conn;
-    const ip = conn.clientIp;
-    const values: Record<string, string> = {
-      ADDR: ip.includes(":") ? `IPV6:${ip}` : ip,
-      PORT: String(conn.info.clientPort),
-      NAME: "[UNAVAILABLE]",
-      HELO: this.#helo ?? "[UNAVAILABLE]",
-      PROTO: this.#esmtp ? "ESMTP" : "SMTP",
-    };
-    const out: string[] = [];
-    for (const [k, v] of Object.entries(values)) if (supported.includes(k)) out.push(`${k}=${xtext(v)}`);
-    return out;
+  /** What the backend is told about the client. */
+  #identity(): ClientIdentity {
+    return { ip: this.#conn.clientIp, port: this.#conn.info.clientPort, helo: this.#helo, esmtp: this.#esmtp };
   }
 
   /** A session whose backend was dropped reconnects to its route on the next MAIL. */
@@ -947,31 +869,6 @@ export class SmtpSession {
     conn.timer("smtp-close", 2000, () => conn.destroy(reason, error));
     socket.end(() => conn.destroy(reason, error));
   }
-}
-
-function localOf(v: SmtpVerdict): LocalReply {
-  if (v.action === "reject") return { code: v.code ?? 550, enhanced: v.enhanced ?? "5.7.1", text: v.text ?? "Rejected" };
-  if (v.action === "defer") return { code: v.code ?? 451, enhanced: v.enhanced ?? "4.7.1", text: v.text ?? "Try again later" };
-  if (v.action === "disconnect") return { code: v.code ?? 421, enhanced: v.enhanced ?? "4.7.0", text: v.text ?? "Closing connection" };
-  return { code: 250, enhanced: "2.0.0", text: "Ok" };
-}
-
-function noRouteReply(kind: ResolveErrorKind, what: "ehlo" | "rcpt" | "auth", policy: "reject" | "defer"): LocalReply {
-  if (kind === ResolveErrorKind.NOT_FOUND || kind === ResolveErrorKind.FORBIDDEN) {
-    if (policy === "defer" && kind === ResolveErrorKind.NOT_FOUND) return { code: 451, enhanced: "4.3.0", text: "No route for this destination, try again later" };
-    if (what === "rcpt") return { code: 550, enhanced: "5.1.2", text: "Recipient address rejected: domain not served here" };
-    return { code: 554, enhanced: "5.7.1", text: what === "auth" ? "No service for this user" : "No service for this domain" };
-  }
-  return { code: 451, enhanced: "4.4.3", text: "Routing temporarily unavailable, try again later" };
-}
-
-/** An onRequest direct response's status as an SMTP reply (SMTP codes as they are; HTTP-ish ones mapped). */
-function smtpCodeOf(status: number, text: string): LocalReply {
-  if (status >= 400 && status < 600 && status % 100 < 60) {
-    const cls = Math.floor(status / 100);
-    return { code: status, enhanced: `${cls}.7.1`, text };
-  }
-  return status >= 500 ? { code: 554, enhanced: "5.7.1", text } : { code: 451, enhanced: "4.7.1", text };
 }
 
 function decodeBase64(s: string): string | undefined {

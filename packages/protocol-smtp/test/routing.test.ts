@@ -11,8 +11,10 @@ describe("smtp routing", () => {
   const methods: string[] = [];
 
   beforeEach(async () => {
+    methods.length = 0;
     a = await startBackend("backend-a.test");
     b = await startBackend("backend-b.test", {
+      allowInsecureAuth: true,
       onAuth(auth, _session, cb) {
         methods.push(auth.method);
         if (auth.password === "secret") cb(null, { user: auth.username });
@@ -50,6 +52,14 @@ describe("smtp routing", () => {
       }
       expect(b.received[0]!.helo).to.equal("mx1.b.example");
       expect(a.received[0]!.helo.toLowerCase()).to.equal("mx2.a.example");
+    });
+
+    it("passes AUTH through to the backend, challenges and all (LOGIN)", async () => {
+      const t = transport(p!.port(), { name: "mx.b.example", auth: { user: "u@b.example", pass: "secret" }, authMethod: "LOGIN" });
+      await t.sendMail({ from: "u@b.example", to: "r@dest.example", subject: "s", text: "t" });
+      t.close();
+      expect(methods).to.deep.equal(["LOGIN"]);
+      expect(b.received.map((m) => m.user)).to.deep.equal(["u@b.example"]);
     });
 
     it("answers an EHLO name with no route with 554 5.7.1 and keeps the session", async () => {
@@ -180,7 +190,7 @@ describe("smtp routing", () => {
         expect(info.accepted).to.deep.equal(["r@dest.example"]);
       }
       expect(b.received.map((m) => m.user)).to.deep.equal(["u@b.example", "u@b.example"]);
-      expect(methods.slice(-2)).to.deep.equal(["PLAIN", "LOGIN"]);
+      expect(methods).to.deep.equal(["PLAIN", "LOGIN"]);
       expect(a.received).to.have.length(0);
     });
 
