@@ -2,6 +2,7 @@
  * `SmtpProtocol`: the plugin that registers the "smtp" protocol with a proxy and runs an SMTP
  * session for each accepted connection of listeners that name it.
  */
+import { hostname } from "node:os";
 import { ConfigError, upgradeToTls, type CloseReason, type Connection, type ProtocolHandler, type Proxy, type ProxyPlugin } from "@switchyard/core";
 import { ClientInput } from "./client-input.js";
 import { smtpHooksOf, type SmtpHooks } from "./hooks.js";
@@ -73,7 +74,8 @@ export class SmtpProtocol implements ProxyPlugin, ProtocolHandler {
   refuse(conn: Connection, reason: CloseReason | string): void {
     const socket = conn.socket;
     if (socket.destroyed || !socket.writable) return;
-    const host = this.#defaults.hostname ?? "proxy";
+    const own = conn.listener.options?.hostname;
+    const host = typeof own === "string" ? own : (this.#defaults.hostname ?? hostname());
     const text =
       reason === "shutdown"
         ? `${host} Service shutting down, closing transmission channel`
