@@ -55,8 +55,16 @@ export class SmtpProtocol implements ProxyPlugin, ProtocolHandler {
     proxy.registerProtocol(this);
   }
 
+  /** resolved options per listener config object (a reconfigured listener gets a new one) */
+  readonly #resolved = new WeakMap<object, { options: ResolvedSmtpOptions; implicitTls: boolean }>();
+
   async handle(conn: Connection): Promise<void> {
-    const { options, implicitTls } = this.#resolve(conn.listener.options ?? {}, `listener "${conn.listener.name}": options`);
+    let resolved = this.#resolved.get(conn.listener);
+    if (resolved === undefined) {
+      resolved = this.#resolve(conn.listener.options ?? {}, `listener "${conn.listener.name}": options`);
+      this.#resolved.set(conn.listener, resolved);
+    }
+    const { options, implicitTls } = resolved;
     if (implicitTls) {
       const store = conn.proxy.certificatesFor(conn);
       if (store === undefined) throw new Error(`listener "${conn.listener.name}": implicitTls needs the listener's tls`);
