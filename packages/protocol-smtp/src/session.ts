@@ -24,7 +24,7 @@ import { DataReader } from "./data-reader.js";
 import type { SmtpHooks, SmtpSessionInfo, SmtpVerdict } from "./hooks.js";
 import type { SmtpTransactionMessage } from "./message.js";
 import type { ResolvedSmtpOptions } from "./options.js";
-import { formatReply, serializeReply, type SmtpReply } from "./reply.js";
+import { formatReply, ReplyParseError, serializeReply, type SmtpReply } from "./reply.js";
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 export const COMMAND_LINE_LIMIT = 512;
@@ -131,9 +131,12 @@ export class SmtpSession {
       this.#proxy.logger.warn("smtp session failed", { id: conn.id, error: (err as Error)?.message ?? String(err) });
       const plugin = (err as { code?: string }).code === "PRX_ERR_PLUGIN";
       if (plugin) this.#proxy.events.emit("pluginError", err as never);
+      const backend = !plugin && (err instanceof ReplyParseError || String((err as { code?: string }).code).startsWith("PRX_ERR_UPSTREAM"));
       return this.#close(
-        { code: 421, enhanced: "4.3.0", text: `${this.#o.hostname} Local error, closing transmission channel` },
-        plugin ? "plugin-error" : "upstream-error",
+        backend
+          ? { code: 421, enhanced: "4.4.2", text: `${this.#o.hostname} Backend connection lost, closing transmission channel` }
+          : { code: 421, enhanced: "4.3.0", text: `${this.#o.hostname} Local error, closing transmission channel` },
+        plugin ? "plugin-error" : backend ? "upstream-error" : "protocol-error",
         err,
       );
     }

@@ -56,6 +56,30 @@ describe("smtp lifecycle", () => {
     expect(c.replies.at(-1)!.lines[0]).to.match(/^4\.4\.2 /);
   });
 
+  it("a backend that dies during a transaction: 421 4.4.2 to the client", async () => {
+    p = await startSmtpProxy({ routes: routes() });
+    const c = await client();
+    await c.command("EHLO client.example");
+    await c.command("MAIL FROM:<s@sender.example>");
+    raw.kick();
+    await c.waitClosed();
+    expect(codes(c.replies)).to.deep.equal([220, 250, 250, 421]);
+    expect(c.replies[3]!.lines[0]).to.match(/^4\.4\.2 /);
+  });
+
+  it("a backend that answers with garbage while a reply is awaited: 421 4.4.2 to the client", async () => {
+    const bad = await startRawBackend({ garbageOn: "RCPT" });
+    p = await startSmtpProxy({ routes: [{ name: "bad", listener: "mail", targets: [`127.0.0.1:${bad.port}`] }] });
+    const c = await client();
+    await c.command("EHLO client.example");
+    await c.command("MAIL FROM:<s@sender.example>");
+    c.send("RCPT TO:<r@dest.example>\r\n");
+    await c.waitClosed();
+    expect(codes(c.replies)).to.deep.equal([220, 250, 250, 421]);
+    expect(c.replies[3]!.lines[0]).to.match(/^4\.4\.2 /);
+    await bad.close();
+  });
+
   it("a client that disconnects in the middle of DATA leaves nothing delivered and nothing open", async () => {
     p = await startSmtpProxy({ routes: routes() });
     const c = await client();

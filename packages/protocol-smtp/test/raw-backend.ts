@@ -16,6 +16,8 @@ export interface RawBackendOptions {
    * did, so a proxy that let one through would show the smuggled commands in `sessions`
    */
   lenientEnd?: boolean;
+  /** answer this command verb with bytes that are not an SMTP reply */
+  garbageOn?: string;
 }
 
 export interface RawBackend {
@@ -80,7 +82,8 @@ export async function startRawBackend(o: RawBackendOptions = {}): Promise<RawBac
         buf = buf.subarray(lf + 1);
         lines.push(line);
         const verb = line.split(" ")[0]!.toUpperCase();
-        if (verb === "EHLO") s.write(["raw.test", ...caps].map((c, i, all) => `250${i === all.length - 1 ? " " : "-"}${c}\r\n`).join(""));
+        if (verb === o.garbageOn) s.write("HTTP/1.1 400 Bad Request\r\n\r\n");
+        else if (verb === "EHLO") s.write(["raw.test", ...caps].map((c, i, all) => `250${i === all.length - 1 ? " " : "-"}${c}\r\n`).join(""));
         else if (verb === "HELO") s.write("250 raw.test\r\n");
         else if (verb === "XCLIENT") s.write(`${greet}\r\n`);
         else if (verb === "DATA") {
