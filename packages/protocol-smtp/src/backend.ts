@@ -10,6 +10,9 @@ import { UpstreamResetError, UpstreamTimeoutError, type Connection, type Route, 
 import type { Capabilities } from "./capabilities.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
 
+/** How long a backend left with QUIT may take to read it before its socket is destroyed. */
+const QUIT_GRACE_MS = 1000;
+
 export class BackendLink {
   /** the plain socket, or the TLS socket after `startTls` */
   socket: Socket;
@@ -157,6 +160,9 @@ export class BackendLink {
     this.#failure ??= new UpstreamResetError("backend session ended by the proxy");
     this.onLost = undefined;
     this.socket.destroySoon();
+    // the socket no longer belongs to the connection: a backend that does not read gets 1 s
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), QUIT_GRACE_MS).unref();
   }
 
   /** Closes at once (the message must not be completed). */
