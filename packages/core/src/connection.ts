@@ -31,6 +31,27 @@ export type ConnectionTimer = (typeof ConnectionTimer)[keyof typeof ConnectionTi
 const TIMER_SLOT: Readonly<Record<ConnectionTimer, number>> = { handshake: 0, "tls-handshake": 1, lifetime: 2, linger: 3, refusal: 4 };
 const TIMER_COUNT = 5;
 
+/**
+ * A deadline a protocol package adds to its connections (an SMTP command timeout, a backend
+ * reply wait). Made once per concept at module load with `defineConnectionTimer`; armed with
+ * `conn.timer(t, ms, fn)` like core's own, and released by `destroy` like them.
+ */
+export interface ProtocolTimer {
+  readonly name: string;
+  /** @internal the timer's slot in every connection's timer array */
+  readonly slot: number;
+}
+let nextTimerSlot = TIMER_COUNT;
+
+/** Declares a protocol's own connection timer (call once, at module level: each call takes a slot). */
+export function defineConnectionTimer(name: string): ProtocolTimer {
+  return Object.freeze({ name, slot: nextTimerSlot++ });
+}
+
+function slotOf(name: ConnectionTimer | ProtocolTimer): number {
+  return typeof name === "string" ? TIMER_SLOT[name] : name.slot;
+}
+
 /** what `onDestroy` runs: the close reason and the connection */
 export type Cleanup = (reason: CloseReason, conn: Connection) => void;
 
@@ -181,11 +202,11 @@ export class Connection {
   }
 
   /** Arms (or re-arms) one of the connection's timers; `ms` 0 (or less) leaves it disarmed. */
-  timer(name: ConnectionTimer, ms: number, onExpire: () => void): void {
+  timer(name: ConnectionTimer | ProtocolTimer, ms: number, onExpire: () => void): void {
     if (this.destroyed) return;
     this.clearTimer(name);
     if (!(ms > 0)) return;
-    const slot = TIMER_SLOT[name];
+    const slot = slotOf(name);
     const timers = (this.#timers ??= new Array<NodeJS.Timeout | undefined>(TIMER_COUNT).fill(undefined));
     timers[slot] = setTimeout(() => {
       timers[slot] = undefined;
@@ -193,10 +214,10 @@ export class Connection {
     }, ms);
   }
 
-  clearTimer(name: ConnectionTimer): void {
+  clearTimer(name: ConnectionTimer | ProtocolTimer): void {
     const timers = this.#timers;
     if (timers === undefined) return;
-    const slot = TIMER_SLOT[name];
+    const slot = slotOf(name);
     const t = timers[slot];
     if (t !== undefined) {
       clearTimeout(t);

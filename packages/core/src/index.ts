@@ -11,7 +11,7 @@ export type { ListenerChanges } from "./listeners.js";
 export type { CloseInfo, CloseReason, ConnectionInfo, ListenerAddress, RouteKey } from "./vocabulary.js";
 
 // connections
-export { Connection, ConnectionTimer, type Cleanup } from "./connection.js";
+export { Connection, ConnectionTimer, defineConnectionTimer, type Cleanup, type ProtocolTimer } from "./connection.js";
 export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 
 // hooks, plugins, protocols, logging
