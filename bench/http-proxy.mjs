@@ -3,6 +3,8 @@
 //   switchyard-plugins  + HeadersPlugin + RetryPlugin (skipped by the bench if they do not build)
 //   node-http-proxy     http-proxy with a keep-alive agent
 //   fastify             @fastify/http-proxy (undici pool)
+//   switchyard-command-warn / -info   the `switchyard` command's setup and logger at that level
+//                       (info: the access log, one JSON line per request; run with stdout on /dev/null)
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 import { serveControl } from "./lib/control.mjs";
@@ -28,6 +30,22 @@ if (kind === "switchyard" || kind === "switchyard-plugins") {
   });
   await proxy.listen();
   serveControl(proxy.address("bench").port, () => proxy.close({ timeout: 100 }), () => proxy.stats());
+} else if (kind === "switchyard-command-warn" || kind === "switchyard-command-info") {
+  // what the `switchyard` command runs: its config preparation, its pino logger writing to stdout
+  // (the bench starts this process with stdout on /dev/null), and at info one http.request line
+  // per request (the access log); at warn no request line and no requestComplete listener
+  const { prepareConfig, serve } = await import(pkg("cli"));
+  const level = kind.endsWith("info") ? "info" : "warn";
+  const config = {
+    listeners: [{ name: "bench", protocol: "http", host: "127.0.0.1", port: 0 }],
+    routes: [{ targets: [`127.0.0.1:${backendPort}`] }],
+    log: { level },
+  };
+  const result = await prepareConfig(config, undefined);
+  if (!result.ok) throw new Error(`bench config: ${result.problems.join("; ")}`);
+  const running = await serve(result.prepared);
+  if (typeof running === "number") throw new Error(`switchyard serve failed (${running})`);
+  serveControl(running.proxy.address("bench").port, () => running.proxy.close({ timeout: 100 }), () => running.proxy.stats());
 } else if (kind === "node-http-proxy") {
   const { default: httpProxy } = await import("http-proxy");
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });

@@ -21,12 +21,13 @@ const mallocEnv = MALLOC_TUNABLES ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {};
 
 /**
  * Runs `node [flags] script ...args` as a child through bash so its fd limit is raised to the
- * hard limit first; an IPC channel carries messages both ways.
+ * hard limit first; an IPC channel carries messages both ways. `stdoutNull` sends the child's
+ * stdout to /dev/null (a proxy that logs a line per request).
  */
-export function startNode(script, args = [], { flags = [], env = {} } = {}) {
+export function startNode(script, args = [], { flags = [], env = {}, stdoutNull = false } = {}) {
   const child = spawn(
     "bash",
-    ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...flags, script, ...args],
+    ["-c", `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"${stdoutNull ? " >/dev/null" : ""}`, process.execPath, ...flags, script, ...args],
     { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...mallocEnv, ...env } },
   );
   const inbox = [];

@@ -7,7 +7,10 @@
 // Usage: build the baseline in a worktree (git worktree add /tmp/base <rev> && cd /tmp/base &&
 //   pnpm install --frozen-lockfile --offline && pnpm build), then, after pnpm build here:
 //   ROUNDS=10 node bench/tools/ab-http.mjs /tmp/base .
-// Env: ROUNDS (10), SECONDS_PER_RUN (3), PATHS ("/,/big"), KIND (switchyard | switchyard-plugins).
+// Env: ROUNDS (10), SECONDS_PER_RUN (3), PATHS ("/,/big"), KIND (switchyard | switchyard-plugins |
+// switchyard-command-warn | switchyard-command-info), KIND_A / KIND_B (one per arm; the same tree
+// twice measures two kinds: `KIND_A=switchyard-command-warn KIND_B=switchyard-command-info
+// node bench/tools/ab-http.mjs . .` is what the access log costs).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -19,6 +22,11 @@ const ROUNDS = Number(process.env.ROUNDS ?? 10);
 const SECONDS = Number(process.env.SECONDS_PER_RUN ?? 3);
 const PATHS = (process.env.PATHS ?? "/,/big").split(",");
 const KIND = process.env.KIND ?? "switchyard";
+// two kinds of proxy of the same tree (e.g. the command at log level warn vs info: what the
+// access log costs): KIND_A and KIND_B override KIND per arm
+const KIND_A = process.env.KIND_A ?? KIND;
+const KIND_B = process.env.KIND_B ?? KIND;
+const quiet = (kind) => ({ stdoutNull: kind.startsWith("switchyard-command") });
 
 /** user + system CPU seconds of a process so far */
 function cpuSeconds(pid) {
@@ -36,8 +44,8 @@ function run(proxy, seconds, path) {
 }
 
 const backend = await startServer("../http-backend.mjs");
-const a = await startServer(`${treeA}/bench/http-proxy.mjs`, [KIND, String(backend.port)]);
-const b = await startServer(`${treeB}/bench/http-proxy.mjs`, [KIND, String(backend.port)]);
+const a = await startServer(`${treeA}/bench/http-proxy.mjs`, [KIND_A, String(backend.port)], quiet(KIND_A));
+const b = await startServer(`${treeB}/bench/http-proxy.mjs`, [KIND_B, String(backend.port)], quiet(KIND_B));
 try {
   for (const path of PATHS) {
     run(a, 1, path);

@@ -44,7 +44,7 @@ function wirings(log: CommandLogger): Wiring[] {
           ...(info.error ? { error: info.error.message } : {}),
         }),
     },
-    { event: "requestComplete", level: "info", listener: (r) => log.info(`${r.protocol}.request`, requestFields(r)) },
+    { event: "requestComplete", level: "info", listener: (r) => log.infoJson(`${r.protocol}.request`, requestJson(r)) },
     {
       event: "upstreamError",
       level: "warn",
@@ -61,26 +61,28 @@ function wirings(log: CommandLogger): Wiring[] {
 }
 
 /** The access-log line's fields: the record's, with null for what is absent (the key is always there). */
-function requestFields(r: RequestRecord): Record<string, unknown> {
-  return {
-    id: r.id,
-    connectionId: r.connectionId,
-    listener: r.listener,
-    protocol: r.protocol,
-    route: r.route ?? null,
-    target: r.target ?? null,
-    clientIp: r.clientIp,
-    method: r.method,
-    path: r.path,
-    status: r.status,
-    durationMs: r.durationMs,
-    upstreamTtfbMs: r.upstreamTtfbMs ?? null,
-    bytesIn: r.bytesIn,
-    bytesOut: r.bytesOut,
-    attempts: r.attempts,
-    error: r.error ?? null,
-  };
+/**
+ * The access-log fields of a finished request as JSON, written by hand: one line per request is
+ * the command's hottest log path, and a generic serializer walking an object costs several times
+ * more (BENCHMARKS.md, "What the access log costs"). Strings go through JSON.stringify (escaping);
+ * absent values are null; times are in ms, to the µs.
+ */
+export function requestJson(r: RequestRecord): string {
+  return (
+    `"id":${q(r.id)},"connectionId":${q(r.connectionId)},"listener":${q(r.listener)}` +
+    `,"protocol":${q(r.protocol)},"route":${str(r.route)},"target":${str(r.target)},"clientIp":${q(r.clientIp)}` +
+    `,"method":${q(r.method)},"path":${q(r.path)},"status":${r.status},"durationMs":${ms(r.durationMs)}` +
+    `,"upstreamTtfbMs":${r.upstreamTtfbMs === undefined ? "null" : ms(r.upstreamTtfbMs)},"bytesIn":${r.bytesIn},"bytesOut":${r.bytesOut}` +
+    `,"attempts":${r.attempts},"error":${str(r.error)}`
+  );
 }
+
+/** characters a JSON string cannot hold as they are (controls, quote, backslash, surrogates) */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+/** a JSON string: quoted as it is when nothing needs escaping (the usual case), else JSON.stringify */
+const q = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+const str = (s: string | undefined): string => (s === undefined ? "null" : q(s));
+const ms = (x: number): number => Math.round(x * 1000) / 1000;
 
 /** Listens to the events whose level `log` writes, now and after every level change. */
 export function logEvents(proxy: Proxy, log: CommandLogger): void {
