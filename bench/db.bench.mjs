@@ -7,11 +7,11 @@
 // come from Debian packages (installed with apt-get when missing).
 // Env: BENCH_DB_SECONDS (8), BENCH_DB_ROUNDS (3), BENCH_DB_CLIENTS (8).
 import { execFileSync, execSync, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
-import { freePort } from "./http-peers.mjs";
+import { freePort, peerHandle } from "./http-peers.mjs";
 
 const SECONDS = Number(process.env.BENCH_DB_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_DB_ROUNDS ?? 3);
@@ -75,15 +75,7 @@ async function startPgbouncer() {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return {
-    port,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return peerHandle(child, port, dir);
 }
 
 function pgbench(port, connectEach) {

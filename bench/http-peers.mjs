@@ -74,15 +74,7 @@ http {
   const bin = have("nginx") ? "nginx" : "/usr/sbin/nginx";
   const child = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
   await waitForPort(port);
-  return {
-    port,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return peerHandle(child, port, dir);
 }
 
 /**
@@ -113,6 +105,11 @@ backend app
   const bin = have("haproxy") ? "haproxy" : "/usr/sbin/haproxy";
   const child = spawn(bin, ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: ["ignore", "ignore", "inherit"] });
   await waitForPort(port);
+  return peerHandle(child, port, dir);
+}
+
+/** A peer process serving on `port`: stop() ends it and removes its temp dir. */
+export function peerHandle(child, port, dir) {
   return {
     port,
     pid: child.pid,
@@ -124,7 +121,7 @@ backend app
   };
 }
 
-async function waitForPort(port) {
+export async function waitForPort(port) {
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise((r) => {
       const s = net.connect(port, "127.0.0.1");

@@ -4,11 +4,11 @@
 // Backend, proxies and the load generator are separate processes on 127.0.0.1; rounds interleave
 // the targets. Env: BENCH_SMTP_SECONDS (6), BENCH_SMTP_ROUNDS (3), BENCH_SMTP_CONNS (16).
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { startNode, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
-import { ensureTools, freePort } from "./http-peers.mjs";
+import { ensureTools, freePort, peerHandle, waitForPort } from "./http-peers.mjs";
 
 const SECONDS = Number(process.env.BENCH_SMTP_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_SMTP_ROUNDS ?? 3);
@@ -28,16 +28,8 @@ async function startHaproxyTcp(backendPort) {
     `global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend smtp\n  bind 127.0.0.1:${port}\n  default_backend mail\nbackend mail\n  server b1 127.0.0.1:${backendPort}\n`,
   );
   const child = spawn("haproxy", ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: ["ignore", "ignore", "inherit"] });
-  await new Promise((r) => setTimeout(r, 300));
-  return {
-    port,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  await waitForPort(port);
+  return peerHandle(child, port, dir);
 }
 
 async function load(port, size, seconds) {
