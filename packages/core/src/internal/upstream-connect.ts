@@ -7,6 +7,16 @@ import { reportConnect } from "./balancer.js";
 import type { RouteMatchResult } from "../routing/route.js";
 import type { Target } from "../types.js";
 
+/** How `connectUpstream` connects; see `Proxy.connectUpstream`. */
+export interface ConnectUpstreamOptions {
+  /**
+   * `"starttls"`: dial in plaintext even when the target has `tls`; the protocol sends its
+   * preamble and upgrades the socket with `upgradeUpstream` / `UpstreamHandshake.upgrade`,
+   * which read the target's `tls` keys. Default: a target with `tls` is TLS from the first byte.
+   */
+  tls?: "first-byte" | "starttls" | undefined;
+}
+
 /** Most attempts the core makes for one upstream connect, whatever taps ask. */
 const MAX_CONNECT_ATTEMPTS = 10;
 
@@ -25,7 +35,9 @@ export async function connectWithRetries(
   conn: Connection,
   match: RouteMatchResult,
   request?: ProxyRequest,
+  options: ConnectUpstreamOptions = {},
 ): Promise<{ socket: Socket; target: Target }> {
+  const starttls = options.tls === "starttls";
   const route = match.route;
   const tried = new Set<Target>();
   // a connection being routed is connecting now; an established L7 session connecting for one
@@ -40,7 +52,7 @@ export async function connectWithRetries(
     conn.lease(route, target);
     try {
       // a byte relay keeps each direction open until its own FIN (half-close both ways)
-      const socket = await proxy.dial(conn, target, route.dynamic, { allowHalfOpen: true });
+      const socket = await proxy.dial(conn, starttls ? plainTarget(target) : target, route.dynamic, { allowHalfOpen: true });
       if (conn.destroyed) {
         socket.destroy();
         throw new UpstreamConnectError("client went away during connect");
@@ -71,6 +83,13 @@ export async function connectWithRetries(
       if (conn.destroyed) throw error;
     }
   }
+}
+
+/** The target without its `tls`: dialed in plaintext, upgraded by the protocol later. */
+function plainTarget(target: Target): Target {
+  if (target.tls === undefined) return target;
+  const { tls: _tls, ...plain } = target;
+  return plain;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
