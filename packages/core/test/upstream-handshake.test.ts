@@ -123,8 +123,12 @@ function backend(onHello: (s: Socket) => void, tls?: { cert: string; key: string
   );
 }
 
+/** every client socket a test opened, destroyed after each test (they are half-open aware) */
+const clients: Socket[] = [];
+
 async function clientOf(port: number): Promise<Socket> {
   const c = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+  clients.push(c);
   c.on("error", () => {});
   await once(c, "connect");
   return c;
@@ -143,6 +147,7 @@ describe("upstream handshake phase", () => {
   let server: TestServer | undefined;
   let stop: (() => Promise<void>) | undefined;
   afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
     await stop?.();
     await server?.close();
     stop = server = undefined;
@@ -232,6 +237,7 @@ describe("upstream STARTTLS", () => {
     ca = createTestCa();
   });
   afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
     await stop?.();
     await server?.close();
     stop = server = undefined;
