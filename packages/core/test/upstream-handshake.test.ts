@@ -12,6 +12,8 @@ import { createTestCa, expectNoActiveConnections, readAll, startProxy, startTcpS
 interface ScriptOptions {
   starttls?: boolean;
   handshakeMs?: number;
+  /** read the backend up to its FIN before relaying (a backend that said all it had to say) */
+  untilFin?: boolean;
   /** an 'error' listener the protocol itself keeps on the upstream through the relay */
   onUpstreamError?: (err: Error) => void;
 }
@@ -48,7 +50,7 @@ class ScriptProtocol implements ProxyPlugin, ProtocolHandler {
         await phase.upgrade();
       }
       phase.socket.write("HELLO\n");
-      const got = await readUntil(phase.socket, "READY\n");
+      const got = await readUntil(phase.socket, "READY\n", this.#o.untilFin);
       if (got === undefined || phase.over) return;
       if (this.#o.onUpstreamError) phase.socket.on("error", this.#o.onUpstreamError);
       conn.socket.write("CONNECTED\n");
@@ -62,9 +64,10 @@ class ScriptProtocol implements ProxyPlugin, ProtocolHandler {
 
 /**
  * Reads `socket` until `marker`; what follows it in the same reads is `rest`. `ended`: the peer's
- * FIN came before the reader stopped. Undefined when the socket closed first.
+ * FIN came before the reader stopped (with `untilEnd` it reads up to the FIN). Undefined when the
+ * socket closed first.
  */
-function readUntil(socket: Socket, marker: string): Promise<{ rest: Buffer; ended: boolean } | undefined> {
+function readUntil(socket: Socket, marker: string, untilEnd = false): Promise<{ before: Buffer; rest: Buffer; ended: boolean } | undefined> {
   return new Promise((resolve) => {
     let buf = Buffer.alloc(0);
     let found = -1;
@@ -72,12 +75,12 @@ function readUntil(socket: Socket, marker: string): Promise<{ rest: Buffer; ende
       buf = Buffer.concat([buf, d]);
       found = buf.indexOf(marker);
       // keep reading within this tick: a FIN right behind the bytes is seen too
-      if (found >= 0) setImmediate(() => done({ rest: buf.subarray(found + marker.length), ended: false }));
+      if (found >= 0 && !untilEnd) setImmediate(() => done({ before: buf.subarray(0, found), rest: buf.subarray(found + marker.length), ended: false }));
     };
-    const onEnd = (): void => done(found >= 0 ? { rest: buf.subarray(found + marker.length), ended: true } : undefined);
+    const onEnd = (): void => done(found >= 0 ? { before: buf.subarray(0, found), rest: buf.subarray(found + marker.length), ended: true } : undefined);
     const onClose = (): void => done(undefined);
     let settled = false;
-    function done(v: { rest: Buffer; ended: boolean } | undefined): void {
+    function done(v: { before: Buffer; rest: Buffer; ended: boolean } | undefined): void {
       if (settled) return;
       settled = true;
       socket.off("data", onData);
@@ -202,7 +205,7 @@ describe("upstream handshake phase", () => {
       s.on("data", (d: Buffer) => received.push(d.toString()));
       s.end("READY\nbye");
     });
-    const { proxy, port } = await setup(new ScriptProtocol(), [`127.0.0.1:${server.port}`]);
+    const { proxy, port } = await setup(new ScriptProtocol({ untilFin: true }), [`127.0.0.1:${server.port}`]);
     stop = () => proxy.close();
     const c = await clientOf(port());
     const all = readAll(c);
@@ -311,5 +314,106 @@ describe("upstream STARTTLS", () => {
     expect((await readAll(c)).toString()).to.equal("FAIL PRX_ERR_UPSTREAM_TIMEOUT\n");
     expect(Date.now() - started).to.be.below(5000);
     await expectNoActiveConnections(proxy);
+  });
+});
+
+/**
+ * connectUpstream's `handshake`: a protocol's first exchange with each connected target, inside
+ * the connect loop. This one reads the backend's first line, refuses "BUSY", and relays the
+ * rest after passing the line on.
+ */
+class VetProtocol implements ProxyPlugin, ProtocolHandler {
+  readonly name = "vet";
+  readonly errors: string[] = [];
+  apply(proxy: Proxy): void {
+    proxy.registerProtocol(this);
+  }
+  async handle(conn: Connection): Promise<void> {
+    const proxy = conn.context;
+    const match = proxy.tryResolveSync(conn, { listener: conn.listener.name, protocol: this.name, clientIp: conn.clientIp })!;
+    let head: { before: Buffer; rest: Buffer; ended: boolean } | undefined;
+    const vet = async (socket: Socket): Promise<void> => {
+      head = await readUntil(socket, "\n");
+      if (head === undefined) throw new Error("backend closed before its greeting");
+      if (head.before.toString() === "BUSY") throw new Error("backend busy");
+    };
+    let socket: Socket;
+    try {
+      ({ socket } = await proxy.connectUpstream(conn, match, undefined, { handshake: vet }));
+    } catch (err) {
+      this.errors.push(`${(err as { code?: string }).code}: ${(err as Error).message}`);
+      return conn.destroy("connect-failed", err);
+    }
+    relay(conn, socket, { idleMs: 10_000, upstreamHead: [Buffer.concat([head!.before, Buffer.from("\n"), head!.rest])], upstreamEnded: head!.ended });
+  }
+}
+
+describe("connectUpstream handshake", () => {
+  let servers: TestServer[] = [];
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await stop?.();
+    for (const s of servers) await s.close();
+    stop = undefined;
+    servers = [];
+  });
+
+  async function twoBackends(): Promise<[TestServer, TestServer]> {
+    const busy = await startTcpServer((s) => s.end("BUSY\n"), { allowHalfOpen: true });
+    const good = await startTcpServer(
+      (s) => {
+        s.write("OK\n");
+        s.on("data", (d: Buffer) => s.write(d));
+        s.once("end", () => s.end());
+      },
+      { allowHalfOpen: true },
+    );
+    servers = [busy, good];
+    return [busy, good];
+  }
+
+  it("treats a rejected handshake as a failed attempt that onUpstreamResponse may retry on another target", async () => {
+    const [busy, good] = await twoBackends();
+    const seen: Array<[string | undefined, number]> = [];
+    const retryOnce: ProxyPlugin = {
+      name: "RetryOnce",
+      apply(proxy) {
+        proxy.hooks.onUpstreamResponse.tap("RetryOnce", (res) => {
+          seen.push([res.error?.code, res.attempt]);
+          if (res.attempt === 1) res.retry = { delayMs: 0, reason: "busy" };
+          return res;
+        });
+      },
+    };
+    const protocol = new VetProtocol();
+    const { proxy, port } = await startProxy({
+      listeners: [{ name: "v", protocol: "vet", port: 0 }],
+      routes: [{ listener: "v", targets: [`127.0.0.1:${busy.port}`, `127.0.0.1:${good.port}`] }],
+      plugins: [protocol, retryOnce],
+    });
+    stop = () => proxy.close();
+    const c = await clientOf(port());
+    let got = "";
+    c.on("data", (d: Buffer) => (got += d.toString()));
+    c.write("ping");
+    await waitFor(() => got === "OK\nping", 3000, "the second target's greeting and echo");
+    expect(seen).to.deep.equal([["PRX_ERR_UPSTREAM_CONNECT", 1]]);
+    expect(busy.accepted).to.equal(1);
+    c.end();
+    await expectNoActiveConnections(proxy);
+  });
+
+  it("fails the connect with the handshake's error when no tap retries, and closes the backend", async () => {
+    const [busy] = await twoBackends();
+    const protocol = new VetProtocol();
+    const { proxy, port } = await startProxy({ listeners: [{ name: "v", protocol: "vet", port: 0 }], routes: [{ listener: "v", targets: [`127.0.0.1:${busy.port}`] }], plugins: [protocol] });
+    stop = () => proxy.close();
+    const c = await clientOf(port());
+    await readAll(c);
+    expect(protocol.errors).to.deep.equal(["PRX_ERR_UPSTREAM_CONNECT: backend busy"]);
+    expect(proxy.stats().closeReasons["connect-failed"]).to.equal(1);
+    await expectNoActiveConnections(proxy);
+    await waitFor(() => busy.sockets.every((s) => s.destroyed || s.readableEnded), 3000, "backend socket closed by the proxy");
   });
 });
