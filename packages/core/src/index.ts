@@ -98,6 +98,9 @@ export { IpMatcher } from "./routing/cidr.js";
 // connecting, relaying, TLS
 export { dial, type DialOptions } from "./dialer.js";
 export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } from "./relay.js";
+export type { ConnectUpstreamOptions } from "./internal/upstream-connect.js";
+export { UPSTREAM_HANDSHAKE_TIMER, UpstreamHandshake, type UpstreamHandshakeOptions } from "./upstream-handshake.js";
+export { UPSTREAM_TLS_TIMER, upgradeUpstream, type UpstreamTlsOptions } from "./upstream-tls.js";
 export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export { TcpProtocol } from "./tcp-protocol.js";
 

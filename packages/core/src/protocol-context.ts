@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import type { Connection } from "./connection.js";
 import type { DialOptions } from "./dialer.js";
+import type { ConnectUpstreamOptions } from "./internal/upstream-connect.js";
 import type { ReportEmitter } from "./events.js";
 import type { ProxyHooks } from "./hooks.js";
 import type { ProxyRequest } from "./messages.js";
@@ -33,8 +34,16 @@ export interface ProtocolContext {
   tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined;
   /** dials a target for the connection (connect timeout, SSRF guard when `dynamic`) */
   dial(conn: Connection, target: Target, dynamic: boolean, options?: Pick<DialOptions, "allowHalfOpen" | "onread">): Promise<Socket>;
-  /** picks a target of the route and connects, with the retries `onUpstreamResponse` taps ask for */
-  connectUpstream(conn: Connection, match: RouteMatchResult, request?: ProxyRequest): Promise<{ socket: Socket; target: Target }>;
+  /**
+   * picks a target of the route and connects, with the retries `onUpstreamResponse` taps ask
+   * for; `{ tls: "starttls" }` dials in plaintext and leaves the target's `tls` to the protocol
+   */
+  connectUpstream(
+    conn: Connection,
+    match: RouteMatchResult,
+    request?: ProxyRequest,
+    options?: ConnectUpstreamOptions,
+  ): Promise<{ socket: Socket; target: Target }>;
   /** ends a connection after an unexpected failure, logged with the right close reason */
   failConnection(conn: Connection, err: unknown): void;
 }

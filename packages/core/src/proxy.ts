@@ -35,7 +35,7 @@ import {
   type ListenerRuntime,
 } from "./listeners.js";
 import { TcpProtocol } from "./tcp-protocol.js";
-import { connectWithRetries } from "./internal/upstream-connect.js";
+import { connectWithRetries, type ConnectUpstreamOptions } from "./internal/upstream-connect.js";
 import { describeKey, tapResolver } from "./internal/resolver-tap.js";
 import { acceptProxyHeader, onceBeforeClose, proxyHeaderExpected, type InboundProxyProtocol } from "./proxy-protocol-accept.js";
 import {
@@ -573,9 +573,16 @@ export class Proxy implements ProtocolContext {
   /**
    * Picks a target of the route and connects, asking `onUpstreamResponse` taps (plugin-retry)
    * whether to try again after a connect failure. Used by L4 protocols; HTTP has its own pool.
+   * With `{ tls: "starttls" }` a target's `tls` is left for the protocol to start after its
+   * plaintext preamble (`UpstreamHandshake.upgrade`); the returned `target` still carries it.
    */
-  connectUpstream(conn: Connection, match: RouteMatchResult, request?: ProxyRequest): Promise<{ socket: Socket; target: Target }> {
-    return connectWithRetries(this, conn, match, request);
+  connectUpstream(
+    conn: Connection,
+    match: RouteMatchResult,
+    request?: ProxyRequest,
+    options?: ConnectUpstreamOptions,
+  ): Promise<{ socket: Socket; target: Target }> {
+    return connectWithRetries(this, conn, match, request, options);
   }
 
   /** @internal called once by Connection.destroy */

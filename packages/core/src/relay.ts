@@ -9,6 +9,13 @@ export interface RelayOptions {
   head?: Buffer[] | undefined;
   /** the client already sent its FIN while we were connecting */
   clientEnded?: boolean | undefined;
+  /**
+   * upstream bytes a protocol read during its upstream handshake and did not pass on: written
+   * to the client first, before anything the relay reads
+   */
+  upstreamHead?: Buffer[] | undefined;
+  /** the upstream already sent its FIN (seen by the protocol's reader): the client gets it after `upstreamHead` */
+  upstreamEnded?: boolean | undefined;
 }
 
 // The relay keeps no closures per connection: every handler below is shared and finds its
@@ -81,28 +88,30 @@ export function relay(conn: Connection, upstream: Socket, options: RelayOptions)
   conn.upstream = upstream;
   conn.setState("established");
   // client errors are already handled by the proxy's accept-time handler. A socket from the
-  // dialer keeps the dialer's handlers, which report to the connection once it is set below;
-  // error listeners a previous owner (the HTTP pool) left are replaced by ours.
-  let fromDialer = false;
-  for (const l of upstream.listeners("error")) {
-    if (l === onDialError) fromDialer = true;
-    else upstream.removeListener("error", l as never);
-  }
-  if (!fromDialer) upstream.on("error", onUpstreamError);
+  // dialer (or upgraded by upgradeUpstream) has the dialer's shared handlers, which report to
+  // the connection once it is set below; any other socket gets the relay's own. Listeners of a
+  // previous owner are not touched: an owner removes its own before handing over (the upstream
+  // handshake phase's finish() does).
+  if (!upstream.listeners("error").includes(onDialError)) upstream.on("error", onUpstreamError);
   if (!upstream.listeners("close").includes(onDialClose)) upstream.on("close", onUpstreamClose);
   conn.onClientClose(onClientClosed);
   wire(client, conn);
   wire(up, conn);
   conn.watchIdle(options.idleMs);
   if (upstream.destroyed) return conn.destroy("upstream-closed");
+  if (options.upstreamHead) for (const chunk of options.upstreamHead) client.write(chunk);
   if (options.head) for (const chunk of options.head) upstream.write(chunk);
   if (options.clientEnded) upstream.end();
   else {
     client.on("data", onData);
     client.resume();
   }
-  upstream.on("data", onData);
-  upstream.resume();
+  // a FIN read before the relay listened: 'end' will not come again
+  if (options.upstreamEnded) client.end();
+  else {
+    upstream.on("data", onData);
+    upstream.resume();
+  }
 }
 
 /** Most bytes read from a client while its upstream is being connected. */

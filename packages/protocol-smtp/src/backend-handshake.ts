@@ -5,7 +5,6 @@
  * resets the session, so EHLO again) or, for later, the XFORWARD attributes to send before each
  * MAIL. Values are xtext-encoded (RFC 3461 §4).
  */
-import { isIP } from "node:net";
 import type { Logger } from "@switchyard/core";
 import type { BackendLink } from "./backend.js";
 import { parseCapabilities } from "./capabilities.js";
@@ -91,13 +90,8 @@ async function startTls(b: BackendLink, client: ClientIdentity, ctx: HandshakeCo
   if (!b.caps.has("STARTTLS")) return refuse("not offered");
   const r = await b.command("STARTTLS", ctx.options.replyTimeout);
   if (r.code !== 220) return refuse(`answered ${r.code}`);
-  const host = b.target.host;
-  const servername = st.servername ?? (isIP(host) ? undefined : host);
   try {
-    await b.startTls(
-      { ...(st.ca !== undefined ? { ca: st.ca } : {}), ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: st.rejectUnauthorized !== false },
-      ctx.tlsTimeout,
-    );
+    await b.startTls(ctx.tlsTimeout);
   } catch (err) {
     // after a failed handshake the session cannot go on in plaintext either
     throw new BackendHandshakeError(`backend TLS handshake: ${(err as Error).message}`, { cause: err });

@@ -5,8 +5,7 @@
  * while nobody waits calls `onLost` (the session answers the client with 421).
  */
 import type { Socket } from "node:net";
-import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import { UpstreamResetError, UpstreamTimeoutError, type Connection, type Route, type Target } from "@switchyard/core";
+import { upgradeUpstream, UpstreamResetError, UpstreamTimeoutError, type Connection, type Route, type Target } from "@switchyard/core";
 import type { Capabilities } from "./capabilities.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
 import { SmtpTimer } from "./timers.js";
@@ -76,36 +75,18 @@ export class BackendLink {
   }
 
   /**
-   * Upgrades the backend session to TLS after its `220` to STARTTLS (RFC 3207), verifying the
-   * certificate unless `options.rejectUnauthorized` is false. Anything the backend sent in
-   * plaintext after its 220 is dropped. Rejects on a handshake failure or after `timeoutMs`.
+   * Upgrades the backend session to TLS after its `220` to STARTTLS (RFC 3207) with core's
+   * upstream STARTTLS: the target's `tls` keys (ca, servername, client certificate), the
+   * certificate verified unless the target says `rejectUnauthorized: false`. Anything the backend
+   * sent in plaintext after its 220 is dropped. Rejects on a handshake failure or after `timeoutMs`.
    */
-  async startTls(options: ConnectionOptions, timeoutMs: number): Promise<void> {
+  async startTls(timeoutMs: number): Promise<void> {
     const plain = this.socket;
     this.#detach(plain);
     this.#replies.length = 0;
     this.#parser = new ReplyParser();
-    const secure = tlsConnect({ ...options, socket: plain });
-    secure.on("error", this.#onError);
+    const secure = await upgradeUpstream(this.#conn, plain, this.target, { timeoutMs });
     this.socket = secure;
-    this.#conn.upstream = secure;
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        this.#conn.clearTimer(SmtpTimer.BACKEND_TLS);
-        secure.off("secureConnect", onSecure);
-        secure.off("error", onFail);
-        secure.off("close", onClosed);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onSecure = () => done();
-      const onFail = (err: Error) => done(err);
-      const onClosed = () => done(new UpstreamResetError("backend closed during the TLS handshake"));
-      secure.once("secureConnect", onSecure);
-      secure.once("error", onFail);
-      secure.once("close", onClosed);
-      this.#conn.timer(SmtpTimer.BACKEND_TLS, timeoutMs, () => done(new UpstreamTimeoutError("tls-handshake", "backend TLS handshake timed out")));
-    });
     this.#attach(secure);
   }
 

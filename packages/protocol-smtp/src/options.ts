@@ -127,16 +127,15 @@ export function resolveOptions(where: string, ...layers: Array<Readonly<Record<s
   return Object.freeze({ ...DEFAULTS, hostname: osHostname() || "localhost", ...merged }) as ResolvedSmtpOptions;
 }
 
-/** Route option `backendStartTls`: STARTTLS toward the backends of a route. */
+/**
+ * Route option `backendStartTls`: STARTTLS toward the backends of a route. The TLS settings are
+ * the target's `tls` keys (`ca`, `servername`, `cert` / `key`, `rejectUnauthorized`), as for
+ * every protocol; with `backendStartTls` they apply after the backend's STARTTLS instead of from
+ * the first byte.
+ */
 export interface BackendStartTlsOptions {
   /** refuse a backend that does not offer STARTTLS or whose handshake fails (default true) */
   required?: boolean;
-  /** CA certificates to verify the backend with (default: Node's) */
-  ca?: string | Buffer | Array<string | Buffer>;
-  /** name to verify (default: the target host when it is not an IP address) */
-  servername?: string;
-  /** verify the backend's certificate (default true) */
-  rejectUnauthorized?: boolean;
 }
 
 /** Per-route options (`RouteConfig.options`) read by SmtpProtocol. */
@@ -153,11 +152,11 @@ export function checkRouteOptions(options: Readonly<Record<string, unknown>>, wh
   if (v === undefined || typeof v === "boolean") return;
   if (typeof v !== "object" || v === null) throw new ConfigError(`${where}: backendStartTls must be a boolean or an object`);
   for (const [k, x] of Object.entries(v)) {
-    if (k === "required" || k === "rejectUnauthorized") {
-      if (typeof x !== "boolean") throw new ConfigError(`${where}: backendStartTls.${k} must be a boolean`);
-    } else if (k === "servername") {
-      if (typeof x !== "string") throw new ConfigError(`${where}: backendStartTls.servername must be a string`);
-    } else if (k !== "ca") throw new ConfigError(`${where}: backendStartTls: ${unknownOptionMessage(k, ["required", "ca", "servername", "rejectUnauthorized"])}`);
+    if (k === "required") {
+      if (typeof x !== "boolean") throw new ConfigError(`${where}: backendStartTls.required must be a boolean`);
+    } else if (k === "ca" || k === "servername" || k === "rejectUnauthorized") {
+      throw new ConfigError(`${where}: backendStartTls.${k}: TLS settings are the target's tls keys (targets: [{ host, port, tls: { ${k} } }])`);
+    } else throw new ConfigError(`${where}: backendStartTls: ${unknownOptionMessage(k, ["required"])}`);
   }
 }
 

@@ -6,6 +6,7 @@
  * terminated here. The session owns its backend link; the connection owns both sockets and every
  * timer, so `conn.destroy` releases everything.
  */
+import type { Socket } from "node:net";
 import {
   ResolveError,
   upgradeToTls,
@@ -13,6 +14,7 @@ import {
   type Proxy,
   type RouteKey,
   type RouteMatchResult,
+  type Target,
 } from "@switchyard/core";
 import { BackendLink } from "./backend.js";
 import { localOf, noRouteReply, smtpCodeOf, type LocalReply } from "./local-replies.js";
@@ -23,7 +25,7 @@ import { domainOf, formatPath, paramValue, parseCommand, parseHeloDomain, parseP
 import { DataReader } from "./data-reader.js";
 import type { SmtpHooks, SmtpSessionInfo, SmtpVerdict } from "./hooks.js";
 import type { SmtpTransactionMessage } from "./message.js";
-import type { ResolvedSmtpOptions } from "./options.js";
+import { backendStartTlsOf, type ResolvedSmtpOptions } from "./options.js";
 import { formatReply, ReplyParseError, serializeReply, type SmtpReply } from "./reply.js";
 import { SmtpTimer } from "./timers.js";
 
@@ -671,28 +673,44 @@ export class SmtpSession {
     }
   }
 
-  /** Connects to the route's backend and introduces the client; throws SessionEnd (421) on failure. */
+  /**
+   * Connects to the route's backend and introduces the client; throws SessionEnd (421) on
+   * failure. The introduction (greeting, EHLO, STARTTLS, XCLIENT) runs as core's connect
+   * handshake: a backend that greets with 421 (or fails any step) is a failed attempt of that
+   * target, which `onUpstreamResponse` taps (plugin-retry) may retry on another target.
+   */
   async #connect(match: RouteMatchResult): Promise<void> {
     const conn = this.#conn;
-    let socket;
-    let target;
+    let b: BackendLink | undefined;
+    let refusal: unknown;
+    const introduceBackend = async (socket: Socket, target: Target): Promise<void> => {
+      const link = new BackendLink(conn, socket, match.route, target);
+      try {
+        await introduce(link, this.#identity(), { options: this.#o, tlsTimeout: this.#proxy.timeoutsFor(conn).connect, logger: this.#proxy.logger, id: conn.id });
+      } catch (err) {
+        link.destroy();
+        refusal = err;
+        throw err;
+      }
+      b = link;
+    };
+    // with backendStartTls the target's tls is started after STARTTLS, not from the first byte
+    const tls = backendStartTlsOf(match.route.options) === undefined ? "first-byte" : "starttls";
     try {
-      ({ socket, target } = await this.#proxy.connectUpstream(conn, match));
+      await this.#proxy.connectUpstream(conn, match, undefined, { tls, handshake: introduceBackend });
     } catch (err) {
       if ((err as { code?: string }).code === "PRX_ERR_PLUGIN") throw err;
-      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend unreachable, closing transmission channel` }, "connect-failed", err);
+      // the last attempt's failure: the dial, or the backend's introduction (core wraps it)
+      const refused = refusal !== undefined && (err === refusal || (err as { cause?: unknown }).cause === refusal);
+      const text = refused ? "backend refused the session" : "backend unreachable";
+      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: ${text}, closing transmission channel` }, "connect-failed", err);
     }
-    const b = new BackendLink(conn, socket, match.route, target);
-    this.#backend = b;
+    const backend = b!;
+    this.#backend = backend;
     if (this.#o.routeBy !== "rcptDomain") this.#match = match;
-    conn.setState("established");
-    try {
-      await introduce(b, this.#identity(), { options: this.#o, tlsTimeout: this.#proxy.timeoutsFor(conn).connect, logger: this.#proxy.logger, id: conn.id });
-    } catch (err) {
-      throw new SessionEnd({ code: 421, enhanced: "4.4.1", text: `${this.#o.hostname} Service not available: backend refused the session, closing transmission channel` }, "connect-failed", err);
-    }
-    b.onLost = (err) => {
-      if (this.#backend !== b || this.#conn.destroyed) return;
+    if (conn.state !== "established") conn.setState("established");
+    backend.onLost = (err) => {
+      if (this.#backend !== backend || this.#conn.destroyed) return;
       this.#proxy.logger.warn("smtp backend lost", { id: conn.id, error: err.message });
       if (this.#tx === undefined) {
         // between transactions nothing is lost: the next MAIL (or recipient) connects again

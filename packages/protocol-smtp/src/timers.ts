@@ -12,8 +12,6 @@ export const SmtpTimer = Object.freeze({
   HOOK: defineConnectionTimer("smtp-hook"),
   /** the last reply written before the session closes */
   CLOSE: defineConnectionTimer("smtp-close"),
-  /** STARTTLS toward the backend */
-  BACKEND_TLS: defineConnectionTimer("smtp-backend-tls"),
   /** the backend socket draining what the proxy wrote */
   BACKEND_DRAIN: defineConnectionTimer("smtp-backend-drain"),
   /** a backend reply awaited */

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { ProxyPlugin } from "@switchyard/core";
 import { closedPort, expectNoActiveConnections, sleep, type StartedProxy } from "@switchyard/test-utils";
 import { RawClient, closeRawClients, codes, startBackend, startSmtpProxy, transport, type Backend } from "./helpers.js";
 import { startRawBackend, type RawBackend } from "./raw-backend.js";
@@ -43,6 +44,29 @@ describe("smtp errors and limits", () => {
     await c.waitClosed();
     expect(codes(c.replies)).to.deep.equal([220, 421]);
     await raw.close();
+  });
+
+  it("offers a backend's 421 greeting to onUpstreamResponse: a tap's retry goes to the next target", async () => {
+    const busy = await startRawBackend({ greeting: "421 4.3.2 busy" });
+    const seen: Array<{ code: string | undefined; attempt: number; requestSent: boolean }> = [];
+    const retry: ProxyPlugin = {
+      name: "RetryOnce",
+      apply(proxy) {
+        proxy.hooks.onUpstreamResponse.tap("RetryOnce", (res) => {
+          seen.push({ code: res.error?.code, attempt: res.attempt, requestSent: res.requestSent });
+          if (res.error !== undefined && res.attempt === 1) res.retry = { delayMs: 0, reason: "busy backend" };
+          return res;
+        });
+      },
+    };
+    p = await startSmtpProxy({ routes: [{ name: "two", listener: "mail", targets: [`127.0.0.1:${busy.port}`, `127.0.0.1:${a.port}`] }], plugins: [retry] });
+    const t = transport(p.port());
+    await t.sendMail({ from: "s@sender.example", to: "r@dest.example", subject: "s", text: "t" });
+    t.close();
+    expect(seen).to.deep.equal([{ code: "PRX_ERR_UPSTREAM_CONNECT", attempt: 1, requestSent: false }]);
+    expect(a.received).to.have.length(1);
+    expect(busy.sessions).to.have.length(1);
+    await busy.close();
   });
 
   it("answers malformed and over-long lines with 500/501 and keeps the session", async () => {

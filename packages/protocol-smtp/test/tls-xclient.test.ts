@@ -84,7 +84,7 @@ describe("smtp STARTTLS toward the client", () => {
   });
 });
 
-describe("smtp STARTTLS toward the backend (route option backendStartTls)", () => {
+describe("smtp STARTTLS toward the backend (route option backendStartTls, the target's tls keys)", () => {
   let a: Backend;
   let p: StartedProxy | undefined;
   const backendCert = ca.issue({ commonName: "backend.test" });
@@ -100,7 +100,7 @@ describe("smtp STARTTLS toward the backend (route option backendStartTls)", () =
   });
 
   it("upgrades the backend session and verifies its certificate; the client never sees the backend's STARTTLS", async () => {
-    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { ca: ca.cert, servername: "backend.test" } } }] });
+    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [{ host: "127.0.0.1", port: a.port, tls: { ca: ca.cert, servername: "backend.test" } }], options: { backendStartTls: true } }] });
     const c = await RawClient.open(p.port());
     await c.waitReplies(1);
     const ehlo = await c.command("EHLO client.example");
@@ -113,7 +113,7 @@ describe("smtp STARTTLS toward the backend (route option backendStartTls)", () =
   });
 
   it("fails the connect with 421 when verification fails, or when a required STARTTLS is not offered", async () => {
-    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { ca: ca.cert, servername: "wrong.test" } } }] });
+    p = await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [{ host: "127.0.0.1", port: a.port, tls: { ca: ca.cert, servername: "wrong.test" } }], options: { backendStartTls: true } }] });
     const c = await RawClient.open(p.port());
     await c.waitReplies(1);
     c.send("EHLO client.example\r\n");
@@ -140,6 +140,13 @@ describe("smtp STARTTLS toward the backend (route option backendStartTls)", () =
       err = e as Error;
     }
     expect(err?.message).to.match(/did you mean "required"/);
+    err = undefined;
+    try {
+      await startSmtpProxy({ routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`], options: { backendStartTls: { ca: ca.cert } } }] });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).to.contain("target's tls");
   });
 });
 

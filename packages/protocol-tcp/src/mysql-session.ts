@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import { ConnectionTimer, relay, upgradeToTls, type CloseReason, type Connection, type RouteKey } from "@switchyard/core";
-import { watchBackend } from "./internal/backend-watch.js";
-import { BackendTlsError, backendTlsHandshake, wantsBackendTls } from "./internal/backend-tls.js";
+import { relay, upgradeToTls, UpstreamHandshake, type CloseReason, type Connection, type ProxyError, type RouteKey, type Target } from "@switchyard/core";
+import { backendTls } from "./internal/backend-tls.js";
 import { answerAndClose } from "./internal/final-answer.js";
 import { baseKey, routeAndConnect } from "./internal/route-connect.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
@@ -158,19 +157,21 @@ export class MysqlSession {
       this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", `No database server available for '${database ?? ""}'`, "no-route", err);
     });
     if (found === undefined) return;
-    const { match, upstream } = found;
+    const { match, upstream, target } = found;
     this.#phase = "backend";
-    await this.#authenticate(upstream, response, match.route.options["mysql"] as DatabaseRouteOptions | undefined);
+    await this.#authenticate(upstream, target, response, match.route.options["mysql"] as DatabaseRouteOptions | undefined);
   }
 
-  async #authenticate(raw: Socket, response: FullResponse, options: DatabaseRouteOptions | undefined): Promise<void> {
+  async #authenticate(raw: Socket, target: Target, response: FullResponse, options: DatabaseRouteOptions | undefined): Promise<void> {
     const conn = this.#conn;
-    const onBackendFailure = (err: Error): void =>
-      this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err);
-    const unwatchRaw = watchBackend(raw, onBackendFailure);
-    conn.timer(ConnectionTimer.HANDSHAKE, this.#settings.authTimeoutMs, () =>
-      this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server did not complete authentication in time", "handshake-timeout"),
-    );
+    // core's upstream handshake phase: a backend failure or the deadline reaches us at once
+    const phase = new UpstreamHandshake(conn, raw, target, {
+      timeoutMs: this.#settings.authTimeoutMs,
+      onFailure: (err: ProxyError) =>
+        err.code === "PRX_ERR_UPSTREAM_TIMEOUT"
+          ? this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server did not complete authentication in time", "handshake-timeout", err)
+          : this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server closed the connection during authentication", "upstream-error", err),
+    });
     let backend = new SocketReader(raw, MAX_HANDSHAKE_PACKET);
     this.#backendReader = backend;
     const first = await this.#readPacket(backend);
@@ -189,9 +190,9 @@ export class MysqlSession {
     }
     // TLS to the backend (route option sslmode): SSLRequest as packet 1, TLS, the response as 2
     let upstream: Socket = raw;
-    let unwatchTls: (() => void) | undefined;
     let responseSeq = 1;
-    if (wantsBackendTls(options)) {
+    const tls = backendTls(options, target);
+    if (tls !== undefined) {
       if (!(greeting.capabilities & Cap.SSL)) {
         return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", "The database server does not offer TLS", "connect-failed");
       }
@@ -200,23 +201,17 @@ export class MysqlSession {
       }
       raw.write(buildPacket(1, buildSslRequest({ capabilities: (chosen & greeting.capabilities) | Cap.SSL, maxPacket: response.maxPacket, charset: response.charset })));
       try {
-        upstream = await backendTlsHandshake(raw, conn.target!, options);
+        upstream = await phase.upgrade({ verify: tls.verify });
       } catch (err) {
         if (this.#over || conn.destroyed) return;
         conn.proxy.logger.warn("mysql: backend TLS failed", { id: conn.id, error: (err as Error).message });
-        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", err instanceof BackendTlsError ? err.message : "TLS to the database server failed", "connect-failed", err);
+        return this.#fail(MysqlError.BACKEND_UNREACHABLE, "HY000", `TLS to the database server failed: ${(err as Error).message}`, "connect-failed", err);
       }
-      if (this.#over || conn.destroyed) return void upstream.destroy();
-      conn.upstream = upstream;
-      unwatchTls = watchBackend(upstream, onBackendFailure);
+      if (this.#over || conn.destroyed) return;
       backend = new SocketReader(upstream, MAX_HANDSHAKE_PACKET);
       this.#backendReader = backend;
       responseSeq = 2;
     }
-    const unwatch = (): void => {
-      unwatchRaw();
-      unwatchTls?.();
-    };
     // a client on TLS believes its password safe: never let it travel in clear to the backend
     const exposed = conn.socket !== conn.rawSocket && upstream === raw;
     if (exposed && CLEARTEXT_OVER_TLS.has(greeting.plugin)) return this.#refuseCleartext(greeting.plugin);
@@ -267,15 +262,17 @@ export class MysqlSession {
         const leftover = this.#reader.detach();
         // the client loop ends on its own: its pending read fails on the detached reader
         void clientLoop;
-        const backendEnded = backend.ended;
+        const upstreamEnded = backend.ended;
         const rest = backend.detach();
-        unwatch();
-        conn.clearTimer(ConnectionTimer.HANDSHAKE);
+        const socket = phase.finish();
         if (this.#reader.ended) return conn.destroy("client-closed");
         conn.socket.write(buildPacket(seq, packet.payload));
-        if (rest.length > 0) conn.socket.write(rest);
-        relay(conn, upstream, { idleMs: conn.proxy.timeoutsFor(conn).idle, head: leftover.length > 0 ? [leftover] : undefined });
-        if (backendEnded) conn.socket.end();
+        relay(conn, socket, {
+          idleMs: conn.proxy.timeoutsFor(conn).idle,
+          head: leftover.length > 0 ? [leftover] : undefined,
+          upstreamHead: rest.length > 0 ? [rest] : undefined,
+          upstreamEnded,
+        });
         return;
       }
       conn.socket.write(buildPacket(seq, packet.payload));

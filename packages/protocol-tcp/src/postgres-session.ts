@@ -3,6 +3,9 @@ import {
   ConnectionTimer,
   relay,
   upgradeToTls,
+  UpstreamHandshake,
+  type ProxyError,
+  type Target,
   type CloseReason,
   type Connection,
   type ResolveError,
@@ -10,10 +13,9 @@ import {
   type RouteMatchResult,
 } from "@switchyard/core";
 import { answerAndClose } from "./internal/final-answer.js";
-import { BackendTlsError, wantsBackendTls } from "./internal/backend-tls.js";
+import { BackendTlsError, backendTls } from "./internal/backend-tls.js";
 import { startBackendTls } from "./postgres-backend-tls.js";
 import { baseKey, routeAndConnect } from "./internal/route-connect.js";
-import { watchBackend } from "./internal/backend-watch.js";
 import { ReadClosedError, SocketReader } from "./internal/socket-reader.js";
 import type { CancelKeys } from "./postgres-cancel-keys.js";
 import {
@@ -181,12 +183,12 @@ export class PostgresSession {
       this.#fail(code, message, "no-route", failure.error);
     });
     if (found === undefined) return;
-    const { match, upstream } = found;
+    const { match, upstream, target } = found;
     this.#phase = "backend";
     const options = match.route.options["postgres"] as DatabaseRouteOptions | undefined;
     const rewritten = options?.database !== undefined || options?.user !== undefined;
     const startup = rewritten ? buildStartupPacket(major, minor, rewriteParams(params, options)) : packet;
-    await this.#backendStartup(upstream, match, startup, options);
+    await this.#backendStartup(upstream, target, match, startup, options);
   }
 
   /**
@@ -194,32 +196,30 @@ export class PostgresSession {
    * messages are read one by one (BackendKeyData replaced) until ReadyForQuery, then both
    * sockets go to the relay. An ErrorResponse (FATAL) is passed on and ends the session.
    */
-  async #backendStartup(raw: Socket, match: RouteMatchResult, startup: Buffer, options: DatabaseRouteOptions | undefined): Promise<void> {
+  async #backendStartup(raw: Socket, target: Target, match: RouteMatchResult, startup: Buffer, options: DatabaseRouteOptions | undefined): Promise<void> {
     const conn = this.#conn;
     const client = conn.socket;
-    const onBackendFailure = (err: Error): void => this.#fail("08006", "the backend closed the connection during startup", "upstream-error", err);
-    const unwatchRaw = watchBackend(raw, onBackendFailure);
-    conn.timer(ConnectionTimer.HANDSHAKE, this.#settings.authTimeoutMs, () =>
-      this.#fail("08006", "the backend did not complete startup in time", "handshake-timeout"),
-    );
-    let upstream: Socket = raw;
-    if (wantsBackendTls(options)) {
+    // core's upstream handshake phase: a backend failure or the deadline reaches us at once
+    const phase = new UpstreamHandshake(conn, raw, target, {
+      timeoutMs: this.#settings.authTimeoutMs,
+      onFailure: (err: ProxyError) =>
+        err.code === "PRX_ERR_UPSTREAM_TIMEOUT"
+          ? this.#fail("08006", "the backend did not complete startup in time", "handshake-timeout", err)
+          : this.#fail("08006", "the backend closed the connection during startup", "upstream-error", err),
+    });
+    const tls = backendTls(options, target);
+    if (tls !== undefined) {
       try {
-        upstream = await startBackendTls(raw, conn.target!, options);
+        await startBackendTls(phase, tls.verify);
       } catch (err) {
         if (this.#over || conn.destroyed) return;
         conn.proxy.logger.warn("postgres: backend TLS failed", { id: conn.id, error: (err as Error).message });
-        return this.#fail("08001", err instanceof BackendTlsError ? err.message : "TLS to the database server failed", "connect-failed", err);
+        const message = err instanceof BackendTlsError ? err.message : `TLS to the database server failed: ${(err as Error).message}`;
+        return this.#fail("08001", message, "connect-failed", err);
       }
-      if (this.#over || conn.destroyed) return void upstream.destroy();
-      // the TLS socket is what the connection owns (and destroys) from here on
-      conn.upstream = upstream;
+      if (this.#over || conn.destroyed) return;
     }
-    const unwatchTls = upstream === raw ? undefined : watchBackend(upstream, onBackendFailure);
-    const unwatch = (): void => {
-      unwatchRaw();
-      unwatchTls?.();
-    };
+    const upstream = phase.socket;
     upstream.write(startup);
     const early = this.#reader.detach();
     if (this.#reader.ended) return conn.destroy("client-closed");
@@ -266,15 +266,14 @@ export class PostgresSession {
     }
     // hand over: everything installed for the startup goes, the relay installs its own
     this.#over = true;
-    const backendEnded = backend.ended;
+    const upstreamEnded = backend.ended;
     const rest = backend.detach();
-    unwatch();
     this.#unhookClient();
-    conn.clearTimer(ConnectionTimer.HANDSHAKE);
-    if (rest.length > 0) client.write(rest);
-    relay(conn, upstream, { idleMs: conn.proxy.timeoutsFor(conn).idle });
-    // the backend's FIN came before the relay listened for it
-    if (backendEnded) client.end();
+    relay(conn, phase.finish(), {
+      idleMs: conn.proxy.timeoutsFor(conn).idle,
+      upstreamHead: rest.length > 0 ? [rest] : undefined,
+      upstreamEnded,
+    });
   }
 
   /** Forwards a CancelRequest to the backend behind a key the proxy issued, then closes. */

@@ -7,10 +7,11 @@ import { ConfigError } from "@switchyard/core";
  * the client's values): `{ database: "app" }` sends a client that connected to the virtual
  * database `tenant_7` to the shared database `app`.
  *
- * Backend TLS: `sslmode` "require" encrypts the proxy's leg to the
- * server without checking its certificate (libpq's meaning); "verify-full" checks the chain
- * against `ca` (or the system roots) and the name against `servername` (or the target host);
- * "disable" (the default) stays plaintext.
+ * Backend TLS: `sslmode` is the switch: "require" encrypts the proxy's leg to the server
+ * without checking its certificate (libpq's meaning); "verify-full" checks the chain and the
+ * name; "disable" stays plaintext; absent, a target with `tls` means TLS (verified). The TLS
+ * settings themselves (`ca`, `servername`, `cert` / `key`) are the target's `tls` keys, as for
+ * every other protocol: `targets: [{ host, port, tls: { ca, servername } }]`.
  */
 export interface DatabaseRouteOptions {
   /** database name the backend gets */
@@ -19,14 +20,10 @@ export interface DatabaseRouteOptions {
   readonly user?: string;
   /** TLS on the proxy's leg to the backend */
   readonly sslmode?: "disable" | "require" | "verify-full";
-  /** PEM certificate(s) trusted for "verify-full" */
-  readonly ca?: string;
-  /** name checked against the backend's certificate and sent as SNI (default: the target host) */
-  readonly servername?: string;
 }
 
 const REWRITE_KEYS = ["database", "user"];
-const TLS_KEYS = ["sslmode", "ca", "servername"];
+const TLS_KEYS = ["sslmode"];
 const SSLMODES = new Set(["disable", "require", "verify-full"]);
 
 /**
@@ -40,6 +37,9 @@ export function checkDatabaseRouteOptions(value: unknown, where: string, tls: bo
   }
   const known = tls ? [...REWRITE_KEYS, ...TLS_KEYS] : REWRITE_KEYS;
   for (const [k, v] of Object.entries(value)) {
+    if (tls && (k === "ca" || k === "servername")) {
+      throw new ConfigError(`${where}.${k}: backend TLS settings are the target's tls keys (targets: [{ host, port, tls: { ${k} } }]); sslmode stays here`);
+    }
     if (!known.includes(k)) throw new ConfigError(`${where}: unknown key "${k}" (known: ${known.join(", ")})`);
     if (typeof v !== "string" || v === "" || v.includes("\0")) {
       throw new ConfigError(`${where}.${k} must be a non-empty string without NUL`);

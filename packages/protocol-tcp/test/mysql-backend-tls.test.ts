@@ -63,7 +63,7 @@ describe("MysqlProtocol TLS to the backend (sslmode per route)", () => {
   it("TLS on both legs: caching_sha2 full authentication carries the password only inside TLS", async () => {
     backend = await startTlsMysql(cert, true, "pw-full");
     env = await startMyProxy(
-      [{ listener: "my", targets: [`127.0.0.1:${backend.port}`], options: { mysql: { sslmode: "verify-full", ca: ca.cert, servername: "localhost" } } }],
+      [{ listener: "my", targets: [{ host: "127.0.0.1", port: backend.port, tls: { ca: ca.cert, servername: "localhost" } }], options: { mysql: { sslmode: "verify-full" } } }],
       { tls: { cert: cert.cert, key: cert.key } },
     );
     const c = await myThrough(env.port(), { user: "u", password: "pw-full", database: "d", ssl: { ca: ca.cert } });

@@ -96,21 +96,25 @@ describe("PostgresProtocol TLS to the backend (sslmode per route)", () => {
     s.destroy();
   });
 
-  it("sslmode verify-full: accepts the server's certificate from the given CA, refuses another (08001)", async () => {
-    backend = await startTlsBackend(cert, "S");
-    env = await startPgProxy([
-      { name: "good", listener: "pg", match: { database: "good" }, targets: [`127.0.0.1:${backend.port}`], options: { postgres: { sslmode: "verify-full", ca: ca.cert, servername: "localhost" } } },
-      { name: "bad", listener: "pg", match: { database: "bad" }, targets: [`127.0.0.1:${backend.port}`], options: { postgres: { sslmode: "verify-full", ca: createTestCa("Other CA").cert } } },
-    ]);
-    const good = pgThrough(env.port(), { database: "good" });
-    await good.connect();
-    await good.end();
-    const bad = pgThrough(env.port(), { database: "bad" });
-    const err = await bad.connect().then(() => undefined, (e: Error & { code?: string }) => e);
-    expect(err?.code).to.equal("08001");
-    expect(err?.message).to.contain("TLS");
-    await waitFor(() => backend!.startups.length === 1, 1000, "only the verified session to send a startup");
-  });
+  // verify-full checks always; without sslmode a target with tls means TLS, checked by default
+  for (const sslmode of ["verify-full", undefined] as const) {
+    it(`sslmode ${sslmode ?? "absent"}: accepts the server's certificate from the target's tls ca, refuses another (08001)`, async () => {
+      backend = await startTlsBackend(cert, "S");
+      const options = sslmode === undefined ? {} : { options: { postgres: { sslmode } } };
+      env = await startPgProxy([
+        { name: "good", listener: "pg", match: { database: "good" }, targets: [{ host: "127.0.0.1", port: backend.port, tls: { ca: ca.cert, servername: "localhost" } }], ...options },
+        { name: "bad", listener: "pg", match: { database: "bad" }, targets: [{ host: "127.0.0.1", port: backend.port, tls: { ca: createTestCa("Other CA").cert } }], ...options },
+      ]);
+      const good = pgThrough(env.port(), { database: "good" });
+      await good.connect();
+      await good.end();
+      const bad = pgThrough(env.port(), { database: "bad" });
+      const err = await bad.connect().then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(err?.code).to.equal("08001");
+      expect(err?.message).to.contain("TLS");
+      await waitFor(() => backend!.startups.length === 1, 1000, "only the verified session to send a startup");
+    });
+  }
 
   it("sslmode require against a server that answers N: 08001, and no startup sent in plaintext", async () => {
     backend = await startTlsBackend(cert, "N");
@@ -120,6 +124,16 @@ describe("PostgresProtocol TLS to the backend (sslmode per route)", () => {
     expect(err?.code).to.equal("08001");
     expect(err?.message).to.contain("does not accept TLS");
     expect(backend.startups).to.deep.equal([]);
+  });
+
+  it("points route keys ca / servername to the target's tls", async () => {
+    let error: unknown;
+    try {
+      env = await startPgProxy([{ listener: "pg", targets: ["127.0.0.1:5432"], options: { postgres: { sslmode: "verify-full", ca: "x" } } }]);
+    } catch (err) {
+      error = err;
+    }
+    expect(String(error)).to.contain("target's tls");
   });
 
   it("refuses an unknown sslmode at construction", async () => {

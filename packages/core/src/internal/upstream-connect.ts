@@ -1,11 +1,32 @@
 import type { Socket } from "node:net";
 import type { Connection } from "../connection.js";
-import { ProxyError, UpstreamConnectError } from "../errors.js";
+import { PluginError, ProxyError, UpstreamConnectError } from "../errors.js";
 import type { ProxyRequest, UpstreamResponse } from "../messages.js";
 import type { ProtocolContext } from "../protocol-context.js";
 import { reportConnect } from "./balancer.js";
 import type { RouteMatchResult } from "../routing/route.js";
 import type { Target } from "../types.js";
+
+/** How `connectUpstream` connects; see `Proxy.connectUpstream`. */
+export interface ConnectUpstreamOptions {
+  /**
+   * `"starttls"`: dial in plaintext even when the target has `tls`; the protocol sends its
+   * preamble and upgrades the socket with `upgradeUpstream` / `UpstreamHandshake.upgrade`,
+   * which read the target's `tls` keys. Default: a target with `tls` is TLS from the first byte.
+   */
+  tls?: "first-byte" | "starttls" | undefined;
+  /**
+   * The protocol's first exchange with a freshly connected upstream (an SMTP greeting and EHLO),
+   * run inside the connect loop: a rejection counts as a failed attempt of that target — the
+   * socket is destroyed, the target reported to the balancer as failing, and `onUpstreamResponse`
+   * taps (plugin-retry) may ask for another target, as after a connect failure. Only for what
+   * happens before any client byte went upstream. An error that is not a `ProxyError` is wrapped
+   * in `UpstreamConnectError`; a `PluginError` ends the loop as it is. `connectUpstream` then
+   * resolves with the dialed socket; a handshake that upgraded it to TLS keeps the TLS socket
+   * (it is `conn.upstream`).
+   */
+  handshake?: ((socket: Socket, target: Target) => Promise<void>) | undefined;
+}
 
 /** Most attempts the core makes for one upstream connect, whatever taps ask. */
 const MAX_CONNECT_ATTEMPTS = 10;
@@ -25,7 +46,9 @@ export async function connectWithRetries(
   conn: Connection,
   match: RouteMatchResult,
   request?: ProxyRequest,
+  options: ConnectUpstreamOptions = {},
 ): Promise<{ socket: Socket; target: Target }> {
+  const starttls = options.tls === "starttls";
   const route = match.route;
   const tried = new Set<Target>();
   // a connection being routed is connecting now; an established L7 session connecting for one
@@ -40,18 +63,28 @@ export async function connectWithRetries(
     conn.lease(route, target);
     try {
       // a byte relay keeps each direction open until its own FIN (half-close both ways)
-      const socket = await proxy.dial(conn, target, route.dynamic, { allowHalfOpen: true });
+      const socket = await proxy.dial(conn, starttls ? plainTarget(target) : target, route.dynamic, { allowHalfOpen: true });
       if (conn.destroyed) {
         socket.destroy();
         throw new UpstreamConnectError("client went away during connect");
       }
+      if (options.handshake !== undefined) {
+        try {
+          await options.handshake(socket, target);
+        } catch (err) {
+          socket.destroy();
+          // a handshake that upgraded the socket made the TLS socket the connection's upstream
+          if (conn.upstream !== undefined && conn.upstream !== socket) conn.upstream.destroy();
+          throw err;
+        }
+      }
       reportConnect(route.balancer, target, true);
       return { socket, target };
     } catch (err) {
-      // the client going away says nothing about the target
-      if (conn.destroyed) throw err;
+      // the client going away says nothing about the target; a failing tap is a plugin failure
+      if (conn.destroyed || err instanceof PluginError) throw err;
       reportConnect(route.balancer, target, false);
-      const error = err instanceof ProxyError ? err : new UpstreamConnectError(String(err), { cause: err });
+      const error = err instanceof ProxyError ? err : new UpstreamConnectError(err instanceof Error ? err.message : String(err), { cause: err });
       proxy.events.emit("upstreamError", { connection: conn.info, target, error });
       if (!proxy.hooks.onUpstreamResponse.isUsed() || attempt >= MAX_CONNECT_ATTEMPTS) throw error;
       const res: UpstreamResponse = {
@@ -71,6 +104,13 @@ export async function connectWithRetries(
       if (conn.destroyed) throw error;
     }
   }
+}
+
+/** The target without its `tls`: dialed in plaintext, upgraded by the protocol later. */
+function plainTarget(target: Target): Target {
+  if (target.tls === undefined) return target;
+  const { tls: _tls, ...plain } = target;
+  return plain;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { ConnectionTimer, PluginError, ResolveError, type Connection, type RouteKey, type RouteMatchResult } from "@switchyard/core";
+import { ConnectionTimer, PluginError, ResolveError, type Connection, type RouteKey, type RouteMatchResult, type Target } from "@switchyard/core";
 
 /** Why a connection found no backend: the protocol answers each in its own terms. */
 export type RouteFailure = { readonly kind: "resolve"; readonly error: ResolveError } | { readonly kind: "connect"; readonly error: unknown };
@@ -33,7 +33,7 @@ export async function routeAndConnect(
   conn: Connection,
   key: RouteKey,
   fail: (failure: RouteFailure) => void,
-): Promise<{ match: RouteMatchResult; upstream: Socket } | undefined> {
+): Promise<{ match: RouteMatchResult; upstream: Socket; target: Target } | undefined> {
   const proxy = conn.proxy;
   let match: RouteMatchResult;
   try {
@@ -47,8 +47,10 @@ export async function routeAndConnect(
   if (conn.destroyed) return undefined;
   conn.clearTimer(ConnectionTimer.HANDSHAKE);
   try {
-    const { socket } = await proxy.connectUpstream(conn, match);
-    return { match, upstream: socket };
+    // a database server takes TLS only after its own preamble: a target's `tls` is started by
+    // the protocol (upstream STARTTLS), never from the first byte
+    const { socket, target } = await proxy.connectUpstream(conn, match, undefined, { tls: "starttls" });
+    return { match, upstream: socket, target };
   } catch (err) {
     if (conn.destroyed) return undefined;
     if (err instanceof PluginError) {
