@@ -92,6 +92,8 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
   readonly #method: string;
   /** the request asked to upgrade (a 101 is acceptable) */
   readonly #upgrade: boolean;
+  /** the client speaks HTTP/1.0: no Transfer-Encoding may go down (RFC 9112 §6.1) */
+  readonly #http10: boolean;
   #ps: PooledSocket | undefined = undefined;
   #up: UpstreamState | undefined = undefined;
   #reused = false;
@@ -126,8 +128,10 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
     proxy: { readonly closing: boolean },
     method: string,
     upgrade: boolean,
+    http10: boolean,
     timed: boolean,
   ) {
+    this.#http10 = http10;
     this.#timed = timed;
     this.#owner = owner;
     this.target = target;
@@ -419,6 +423,10 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
       return BODY_NONE;
     }
     const rf = analyzeResponse(h, this.#method);
+    if (this.#http10 && rf.codings !== undefined && rf.bodyKind !== BODY_NONE) {
+      // the proxy does not decode transfer codings, and an HTTP/1.0 client cannot be told of them
+      throw new HttpParseError(502, `Transfer-Encoding ${rf.codings} from upstream for an HTTP/1.0 client`);
+    }
     this.#facts = rf;
     this.#head = h;
     this.#headSeen = true;

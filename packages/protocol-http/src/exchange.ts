@@ -289,7 +289,7 @@ export class Exchange implements AttemptOwner {
     this.#conn.target = target;
     const runtime = this.#runtime;
     const pool = runtime.pools.get(target, this.#ropts!.pool, this.#route!.dynamic);
-    const a = new Attempt(this, target, pool, runtime.proxy, this.#method, this.#facts.upgrade, this.#startedAt !== 0);
+    const a = new Attempt(this, target, pool, runtime.proxy, this.#method, this.#facts.upgrade, this.#facts.http10, this.#startedAt !== 0);
     this.#a = a;
     this.#tries++;
     a.acquire(this.#forceFresh);
@@ -538,6 +538,7 @@ export class Exchange implements AttemptOwner {
       // RFC 9110 §8.6: never a Content-Length on a 204 or 1xx (a sloppy upstream's would desync clients)
       keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204 && status >= 200,
       contentLength: rf.contentLength,
+      codings: rf.codings,
     });
     if (extra !== "") s = s.slice(0, -2) + extra + CRLF;
     session.socket.write(s, "latin1");
@@ -987,7 +988,7 @@ export class Exchange implements AttemptOwner {
     // 204, 304 and 1xx carry no body whatever the tap gave (it would be read as the next response)
     const bodiless = bodilessStatus(r.status);
     const extra = bodiless ? "" : `Content-Length: ${body.length}\r\n`;
-    this.#writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined }, extra);
+    this.#writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined, codings: undefined }, extra);
     if (this.#method !== "HEAD" && !bodiless && body.length > 0) this.client.socket.write(body);
     this.#downDone = true;
     this.#maybeFinish();
