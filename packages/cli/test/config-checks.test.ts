@@ -23,7 +23,7 @@ async function refusedByBoth(file: string, expected: Array<string | RegExp>): Pr
   }
 }
 
-const KNOWN = 'known are "http", "mysql", "postgres", "tcp", and those a package in plugins registers';
+const KNOWN = 'known are "http", "mysql", "postgres", "smtp", "tcp", and those a package in plugins registers';
 
 describe("config checks: listeners", () => {
   afterEach(cleanup);
@@ -53,14 +53,14 @@ describe("config checks: listeners", () => {
       "idx.yaml",
       `listeners:
   - "not an object"
-  - { name: mail, protocol: smtp, host: 127.0.0.1, port: 0 }
+  - { name: mail, protocol: ftp, host: 127.0.0.1, port: 0 }
   - { name: s, protocol: tcp, host: 127.0.0.1, port: 0, tls: { cert: ./missing.crt, key: ./missing.key } }
 `,
     );
     const dir = dirname(file);
     await refusedByBoth(file, [
       "listeners[0]: must be an object",
-      'listeners[1].protocol: protocol "smtp" is not available yet: no package provides SMTP support (it is planned)',
+      `listeners[1].protocol: unknown protocol "ftp": ${KNOWN}`,
       `listeners[2].tls.cert: cannot read ${dir}/missing.crt: ENOENT`,
       `listeners[2].tls.key: cannot read ${dir}/missing.key: ENOENT`,
     ]);

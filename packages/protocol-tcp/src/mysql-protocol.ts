@@ -30,6 +30,8 @@ export class MysqlProtocol implements ProxyPlugin, ProtocolHandler {
   /** TLS is negotiated inside the protocol (CLIENT_SSL and the SSLRequest packet) */
   readonly tlsMode = "protocol" as const;
   readonly routeOptions = ["mysql"] as const;
+  /** routes match the startup's `database` and `user` (case-sensitive globs) */
+  readonly matchKeys = Object.freeze({ database: "glob", user: "glob" } as const);
   readonly #settings: MysqlSessionSettings;
 
   constructor(options: MysqlOptions = {}) {

@@ -26,6 +26,8 @@ export class PostgresProtocol implements ProxyPlugin, ProtocolHandler {
   /** TLS is negotiated inside the protocol (SSLRequest, or direct SSL with ALPN `postgresql`) */
   readonly tlsMode = "protocol" as const;
   readonly routeOptions = ["postgres"] as const;
+  /** routes match the startup's `database` and `user` (case-sensitive globs) */
+  readonly matchKeys = Object.freeze({ database: "glob", user: "glob" } as const);
   readonly #settings: PostgresSessionSettings;
   readonly #keys = new WeakMap<Proxy, CancelKeys>();
 
