@@ -30,15 +30,11 @@ import {
   type Target,
 } from "@switchyard/core";
 import { Attempt, type AttemptOwner, type ClientSide } from "./attempt.js";
+import { bodilessStatus, BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE } from "./body-kind.js";
 import { errorResponse, HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
 import {
   authorityOf,
-  bodilessStatus,
   connectionTokensOf,
-  BODY_CHUNKED,
-  BODY_CLOSE,
-  BODY_LENGTH,
-  BODY_NONE,
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,

@@ -4,14 +4,10 @@
  * names it lists, Keep-Alive, Proxy-Connection, Transfer-Encoding, TE, Upgrade outside a tunnel).
  * Heads are built as one latin1 string so header bytes pass through unchanged.
  */
+import { bodilessStatus, BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, type BodyKind } from "./body-kind.js";
 import { HttpParseError, statusText } from "./errors-response.js";
 import type { RawHead } from "./internal/parser.js";
 
-export const BODY_NONE = 0;
-export const BODY_LENGTH = 1;
-export const BODY_CHUNKED = 2;
-export const BODY_CLOSE = 3;
-export type BodyKind = 0 | 1 | 2 | 3;
 
 /** What the proxy needs to know about a request head. */
 export interface RequestFacts {
@@ -343,11 +339,6 @@ function isPairs(h: Headers): h is ReadonlyArray<readonly [string, string]> {
 export function authorityOf(t: { host: string; port: number; tls?: unknown }): string {
   const host = t.host.includes(":") ? `[${t.host}]` : t.host;
   return (t.tls ? t.port === 443 : t.port === 80) ? host : `${host}:${t.port}`;
-}
-
-/** Statuses that never carry a body (RFC 9110 §6.4.1): 1xx, 204, 304 (101 turns into a tunnel). */
-export function bodilessStatus(status: number): boolean {
-  return status < 200 || status === 204 || status === 304;
 }
 
 /** Framing facts of an upstream response head. Throws HttpParseError(502) on bad framing. */
