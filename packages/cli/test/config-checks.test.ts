@@ -122,6 +122,25 @@ routes:
     expect(res.code).to.equal(0);
   });
 
+  it("knows the match keys a plugin registers (registerMatchKey), and no others", async () => {
+    const yaml = (key: string) => `listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]
+plugins: [{ use: ./tenant.mjs }]
+routes:
+  - { listener: t, match: { ${key}: "acme-*" }, targets: ["127.0.0.1:1"] }
+`;
+    const good = tmpFile("tenant.yaml", yaml("tenant"));
+    tmpFile("tenant.mjs", `export default class TenantKey { name = "tenant-key"; apply(proxy) { proxy.registerMatchKey("tenant", "glob"); } }\n`, dirname(good));
+    const ok = await runCli(["check", good]);
+    expect(ok.stderr).to.equal("");
+    expect(ok.code).to.equal(0);
+
+    const bad = tmpFile("tenant.yaml", yaml("tenantt"));
+    tmpFile("tenant.mjs", `export default class TenantKey { name = "tenant-key"; apply(proxy) { proxy.registerMatchKey("tenant", "glob"); } }\n`, dirname(bad));
+    await refusedByBoth(bad, [
+      `routes[0].match.tenantt: unknown match key "tenantt" (did you mean "tenant"?): known are "clientIp", "host", "method", "path", "sni", "tenant" (core's, and those the listeners' protocols and the plugins register)`,
+    ]);
+  });
+
   it("reports a plugin whose apply throws, as the running proxy would meet it", async () => {
     const file = tmpFile(
       "apply.yaml",
