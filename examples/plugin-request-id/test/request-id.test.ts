@@ -13,6 +13,7 @@ function request(headers: HeaderPairs): HttpRequestMessage {
     meta: {},
     method: "GET",
     url: "/",
+    path: "/",
     httpVersion: "1.1",
     headers,
     body: null,

@@ -19,6 +19,12 @@ export interface TlsEntry {
   sni?: Record<string, { cert: PemSource; key: PemSource }>;
   requestCert?: boolean;
   rejectUnauthorized?: boolean;
+  /** lowest TLS version accepted (core's default "TLSv1.2") */
+  minVersion?: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL cipher list (core's default: AEAD suites with forward secrecy, no static RSA) */
+  ciphers?: string;
+  /** prefer the listener's cipher order to the client's (default false) */
+  honorCipherOrder?: boolean;
 }
 
 /** A listener as written in a config file: core's ListenerConfig with TLS material as files. */

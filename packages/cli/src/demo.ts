@@ -1,19 +1,21 @@
 /**
  * The embedded demo (`switchyard` with no config): in-process backends on 127.0.0.1 port 0 — a
- * TCP echo and an HTTP hello server — and a proxy in front of them on fixed ports, one route per
- * protocol available (tcp on 7001; http on 7080 when @switchyard/protocol-http loads). A fixed
- * port that is taken falls back to a free one; the real ports are printed.
+ * TCP echo, an HTTP hello server and an SMTP sink — and a proxy in front of them on fixed ports,
+ * one route per protocol available (tcp on 7001; http on 7080 when @switchyard/protocol-http
+ * loads; smtp on 7025 when @switchyard/protocol-smtp does). A fixed port that is taken falls
+ * back to a free one; the real ports are printed.
  */
 import { once } from "node:events";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import type { Proxy } from "@switchyard/core";
+import { createMailSink, type DemoMessage } from "./demo-mail-backend.js";
 import { prepareConfig } from "./prepare.js";
 import { loadProtocol } from "./protocols.js";
 import type { PendingSignals } from "./pending-signals.js";
 import { serve, type Running } from "./run.js";
 
-export const DEMO_PORTS = Object.freeze({ tcp: 7001, http: 7080 });
+export const DEMO_PORTS = Object.freeze({ tcp: 7001, http: 7080, smtp: 7025 });
 const HOST = "127.0.0.1";
 
 async function listen(server: Server | HttpServer, port: number): Promise<number> {
@@ -45,33 +47,49 @@ async function startBackends() {
     res.setHeader("content-type", "text/plain; charset=utf-8");
     res.end(`hello from the switchyard demo backend: ${req.method} ${req.url}\n`);
   });
+  const mail = createMailSink(printMessage);
   const echoPort = await listen(echo, 0);
   const helloPort = await listen(hello, 0);
+  const mailPort = await listen(mail.server, 0);
   const close = async () => {
     for (const s of sockets) s.destroy();
     hello.closeAllConnections();
-    await Promise.all([new Promise((r) => echo.close(r)), new Promise((r) => hello.close(r))]);
+    mail.closeSessions();
+    await Promise.all([new Promise((r) => echo.close(r)), new Promise((r) => hello.close(r)), new Promise((r) => mail.server.close(r))]);
   };
-  return { echoPort, helloPort, close };
+  return { echoPort, helloPort, mailPort, close };
 }
 
-function banner(proxy: Proxy, http: boolean): string {
+function printMessage(m: DemoMessage): void {
+  process.stdout.write(`demo mail backend: a message from <${m.from}> to ${m.to.map((a) => `<${a}>`).join(", ")}, ${m.bytes} bytes (dropped)\n`);
+}
+
+function banner(proxy: Proxy, http: boolean, smtp: boolean): string {
   const port = (name: string) => proxy.addresses().find((a) => a.name === name)?.port;
   const tries: Array<[string, string]> = [[`nc ${HOST} ${port("tcp")}`, "type a line: the TCP echo backend answers it"]];
   if (http) tries.push([`curl http://${HOST}:${port("http")}/`, "the HTTP hello backend, through the proxy"]);
-  const width = Math.max(...tries.map(([cmd]) => cmd.length)) + 2;
-  const lines = ["", "Switchyard demo: a proxy in front of two in-process backends. Try:"];
-  for (const [cmd, what] of tries) lines.push(`  ${cmd.padEnd(width)}# ${what}`);
+  if (smtp) {
+    // --crlf: SMTP lines end in CRLF; the proxy refuses a message with a bare LF (smuggling)
+    const send = `echo hi | curl -sS --crlf smtp://${HOST}:${port("smtp")} --mail-from me@demo.test --mail-rcpt you@demo.test -T -`;
+    tries.push([send, "send a message to the SMTP sink, which prints a line for it"]);
+  }
+  const lines = ["", "Switchyard demo: a proxy in front of backends running in this process. Try:"];
+  for (const [cmd, what] of tries) lines.push(`  # ${what}`, `  ${cmd}`);
   if (!http) lines.push("  (http is not available: install @switchyard/protocol-http for the HTTP route)");
+  if (!smtp) lines.push("  (smtp is not available: install @switchyard/protocol-smtp for the SMTP route)");
   lines.push("Ctrl-C stops it. Run your own with: switchyard --config switchyard.yaml", "");
   return lines.join("\n");
 }
 
 /** Starts the demo; resolves with the exit code once a signal stopped it. */
 export async function runDemo(pending?: PendingSignals): Promise<number> {
-  const http = await loadProtocol("http", undefined).then(
-    () => true,
-    () => false,
+  const [http, smtp] = await Promise.all(
+    ["http", "smtp"].map((name) =>
+      loadProtocol(name, undefined).then(
+        () => true,
+        () => false,
+      ),
+    ),
   );
   const backends = await startBackends();
   const listeners: unknown[] = [{ name: "tcp", protocol: "tcp", host: HOST, port: await freeOr0(DEMO_PORTS.tcp) }];
@@ -80,6 +98,10 @@ export async function runDemo(pending?: PendingSignals): Promise<number> {
     listeners.push({ name: "http", protocol: "http", host: HOST, port: await freeOr0(DEMO_PORTS.http) });
     routes.push({ name: "hello", listener: "http", targets: [`http://${HOST}:${backends.helloPort}`] });
   }
+  if (smtp) {
+    listeners.push({ name: "smtp", protocol: "smtp", host: HOST, port: await freeOr0(DEMO_PORTS.smtp), options: { hostname: "demo.switchyard.test" } });
+    routes.push({ name: "mail", listener: "smtp", targets: [`${HOST}:${backends.mailPort}`] });
+  }
   const result = await prepareConfig({ listeners, routes, shutdownTimeout: 5000 }, undefined);
   if (!result.ok) {
     await backends.close();
@@ -87,7 +109,7 @@ export async function runDemo(pending?: PendingSignals): Promise<number> {
     return 1;
   }
   const running: Running | number = await serve(result.prepared, {
-    banner: (proxy) => banner(proxy, http),
+    banner: (proxy) => banner(proxy, http === true, smtp === true),
     onClose: backends.close,
     ...(pending ? { pending } : {}),
   });

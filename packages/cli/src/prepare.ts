@@ -11,6 +11,7 @@ import {
   RouteTable,
   type ListenerConfig,
   type ListenerTls,
+  type MatchKeyKind,
   type ProxyPlugin,
   type RouteConfig,
   type Timeouts,
@@ -19,6 +20,7 @@ import type { ListenerEntry, LogLevel, PemSource, PluginEntry, SwitchyardConfig,
 import { ConfigLoadError, loadConfigFile } from "./load-config.js";
 import { instantiate, loadPluginClass } from "./plugins.js";
 import { loadProtocol, probeProtocols, PROTOCOLS, unknownProtocolMessage, type ProbeResult } from "./protocols.js";
+import { didYouMean, quote } from "./suggest.js";
 import { checkConfig, isObject, isPluginInstance } from "./validate.js";
 
 /** A constructed plugin and where it came from (to match plugins across reloads). */
@@ -76,19 +78,23 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
 
   const listeners = await Promise.all(config.listeners.map((l, i) => toListener(l, at(i), baseDir, problems)));
   const routes = (config.routes ?? []) as RouteConfig[];
+  // match keys come from the protocols loaded: known only once every listener's protocol is
+  const keysKnown = !final.failed && config.listeners.every((l) => final.handlers.has(l.protocol));
+  if (keysKnown) problems.push(...matchKeyProblems(routes, final.matchKeys));
+  const matchKeys = { kindOf: (name: string) => final.matchKeys.get(name) };
   // the route table's own checks (targets, globs, CIDRs): per route for a precise path, then as a whole
   if (!structural) {
     const before = problems.length;
     routes.forEach((r, i) => {
       try {
-        new RouteTable([{ name: `route-${i}`, ...r }]);
+        new RouteTable([{ name: `route-${i}`, ...r }], matchKeys);
       } catch (err) {
         problems.push(`routes[${i}]: ${(err as Error).message}`);
       }
     });
     if (problems.length === before) {
       try {
-        new RouteTable(routes);
+        new RouteTable(routes, matchKeys);
       } catch (err) {
         problems.push(`routes: ${(err as Error).message}`);
       }
@@ -110,6 +116,26 @@ export async function prepareConfig(raw: unknown, baseDir: string | undefined, f
       logLevel: config.log?.level ?? "info",
     },
   };
+}
+
+/** Route `match` fields that the route table has matchers of its own for (HTTP's). */
+const TABLE_MATCH_FIELDS = ["path", "method"];
+
+/**
+ * `match` fields no loaded protocol or plugin registered (core's route table would compare an
+ * unknown field as a glob against a key nobody fills: the route never matches).
+ */
+function matchKeyProblems(routes: readonly RouteConfig[], registered: ReadonlyMap<string, MatchKeyKind>): string[] {
+  const known = [...TABLE_MATCH_FIELDS, ...registered.keys()].sort();
+  const problems: string[] = [];
+  routes.forEach((r, i) => {
+    if (!isObject(r) || !isObject(r.match)) return;
+    for (const k of Object.keys(r.match)) {
+      if (known.includes(k)) continue;
+      problems.push(`routes[${i}].match.${k}: unknown match key "${k}"${didYouMean(k, known)}: known are ${quote(known)} (core's, and those the listeners' protocols and the plugins register)`);
+    }
+  });
+  return problems;
 }
 
 const TOP_ORDER = ["config", "listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log"];
@@ -197,6 +223,7 @@ async function resolveProtocols(
   const final: ProbeResult = {
     handlers: new Map([...builtInProbe.handlers, ...probed.handlers]),
     registeredBy: probed.registeredBy,
+    matchKeys: new Map([...builtInProbe.matchKeys, ...probed.matchKeys]),
     failed: probed.failed ?? builtInProbe.failed,
   };
   // a plugin whose apply threw may have been the one registering a protocol: that failure is the problem
@@ -309,6 +336,9 @@ async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, p
   if (t.ca !== undefined) tls.ca = await pem(t.ca, `${path}.ca`);
   if (t.requestCert !== undefined) tls.requestCert = t.requestCert;
   if (t.rejectUnauthorized !== undefined) tls.rejectUnauthorized = t.rejectUnauthorized;
+  if (t.minVersion !== undefined) tls.minVersion = t.minVersion;
+  if (t.ciphers !== undefined) tls.ciphers = t.ciphers;
+  if (t.honorCipherOrder !== undefined) tls.honorCipherOrder = t.honorCipherOrder;
   // every pair is checked the way core's CertificateStore builds its context: with the listener's ca
   const check = (cert: PemSource, key: PemSource, at: string, fields: string[]) => {
     if (reported(...fields, `${path}.ca`)) return;

@@ -11,7 +11,7 @@
  * Which protocols the plugins register is found by applying them to a probe `Proxy` that never
  * listens (see `probeProtocols`).
  */
-import { Proxy, silentLogger, type Logger, type ProtocolHandler, type ProxyOptions, type ProxyPlugin } from "@switchyard/core";
+import { Proxy, silentLogger, type Logger, type MatchKeyKind, type ProtocolHandler, type ProxyOptions, type ProxyPlugin } from "@switchyard/core";
 import { importModule, ModuleNotFound } from "./plugins.js";
 import { didYouMean, quote } from "./suggest.js";
 
@@ -28,10 +28,8 @@ export const PROTOCOLS: Readonly<Record<string, ProtocolSource | null>> = Object
   http: { package: "@switchyard/protocol-http", export: "HttpProtocol" },
   postgres: { package: "@switchyard/protocol-tcp", export: "PostgresProtocol" },
   mysql: { package: "@switchyard/protocol-tcp", export: "MysqlProtocol" },
+  smtp: { package: "@switchyard/protocol-smtp", export: "SmtpProtocol" },
 });
-
-/** Protocols announced in ARCHITECTURE but with no package yet: a clearer message than "unknown". */
-const PLANNED: Readonly<Record<string, string>> = Object.freeze({ smtp: "SMTP" });
 
 export type ProtocolClass = new (options?: unknown) => ProxyPlugin;
 
@@ -69,6 +67,11 @@ export interface ProbeResult {
   readonly handlers: Map<string, ProtocolHandler>;
   /** protocol name → index in the probed list of the plugin that registered it (-1: core) */
   readonly registeredBy: Map<string, number>;
+  /**
+   * the match keys a route may use and their kinds: core's own (`host`, `sni`, `clientIp`), then
+   * those protocols (`ProtocolHandler.matchKeys`) and plugins (`registerMatchKey`) registered
+   */
+  readonly matchKeys: Map<string, MatchKeyKind>;
   /** a plugin's `apply` threw: the index and message (the plugins after it were not applied) */
   readonly failed: { index: number; message: string } | undefined;
 }
@@ -81,6 +84,7 @@ export interface ProbeResult {
 export function probeProtocols(plugins: readonly ProxyPlugin[]): ProbeResult {
   const handlers = new Map<string, ProtocolHandler>();
   const registeredBy = new Map<string, number>();
+  const matchKeys = new Map<string, MatchKeyKind>(coreMatchKeys());
   let current = -1;
   // fields of a subclass do not exist yet while the base constructor applies the plugins: the
   // recording state lives in this closure
@@ -89,6 +93,12 @@ export function probeProtocols(plugins: readonly ProxyPlugin[]): ProbeResult {
       handlers.set(handler.name, handler);
       registeredBy.set(handler.name, current);
       super.registerProtocol(handler);
+      // recorded once core accepted them (a conflicting kind throws above)
+      for (const [name, kind] of Object.entries(handler.matchKeys ?? {})) matchKeys.set(name, kind);
+    }
+    override registerMatchKey(name: string, kind: MatchKeyKind): void {
+      super.registerMatchKey(name, kind);
+      matchKeys.set(name, kind);
     }
   }
   // each plugin is wrapped to know which one is applying; the wrapper only forwards `apply`
@@ -103,15 +113,21 @@ export function probeProtocols(plugins: readonly ProxyPlugin[]): ProbeResult {
   const options: ProxyOptions = { listeners: [], plugins: wrapped, logger: PROBE_LOGGER };
   try {
     new Probe(options);
-    return { handlers, registeredBy, failed: undefined };
+    return { handlers, registeredBy, matchKeys, failed: undefined };
   } catch (err) {
-    return { handlers, registeredBy, failed: { index: current, message: (err as Error).message } };
+    return { handlers, registeredBy, matchKeys, failed: { index: current, message: (err as Error).message } };
   }
+}
+
+let coreKeys: ReadonlyArray<readonly [string, MatchKeyKind]> | undefined;
+
+/** The match keys of a proxy without plugins (core's own), asked of core once. */
+function coreMatchKeys(): ReadonlyArray<readonly [string, MatchKeyKind]> {
+  return (coreKeys ??= new Proxy({ listeners: [], logger: PROBE_LOGGER }).matchKeys);
 }
 
 /** The problem for a listener protocol nobody registers, with the closest known name. */
 export function unknownProtocolMessage(name: string, known: Iterable<string>): string {
-  if (Object.hasOwn(PLANNED, name)) return `protocol "${name}" is not available yet: no package provides ${PLANNED[name]} support (it is planned)`;
   const names = [...new Set(known)].sort();
   return `unknown protocol "${name}"${didYouMean(name, names)}: known are ${quote(names)}, and those a package in plugins registers`;
 }

@@ -5,6 +5,7 @@
  * and so is whether a listener's protocol exists: loaded packages register protocols.
  */
 import { isIP } from "node:net";
+import { createSecureContext } from "node:tls";
 import { parseTarget, type ProxyPlugin, type TargetInput } from "@switchyard/core";
 import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
 import { PROTOCOLS } from "./protocols.js";
@@ -25,9 +26,10 @@ export interface CheckedConfig extends ValidationResult {
 
 const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
 const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options", "proxyProtocol"];
-const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized"];
+const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized", "minVersion", "ciphers", "honorCipherOrder"];
+/** core's listener `minVersion` values */
+const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"];
 const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "options"];
-const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method"];
 const PLUGIN_KEYS = ["use", "options"];
 const TIMEOUT_KEYS = ["handshake", "connect", "idle", "lifetime"];
 /** the keys of core's TargetInput object form and of its TargetTls */
@@ -169,8 +171,13 @@ function checkTls(c: Checker, p: string, tls: unknown): void {
   pem(`${p}.cert`, tls.cert, true);
   pem(`${p}.key`, tls.key, true);
   pem(`${p}.ca`, tls.ca, false);
-  for (const k of ["requestCert", "rejectUnauthorized"]) {
+  for (const k of ["requestCert", "rejectUnauthorized", "honorCipherOrder"]) {
     if (tls[k] !== undefined && typeof tls[k] !== "boolean") c.add(`${p}.${k}`, "must be true or false");
+  }
+  if (tls.minVersion !== undefined && !TLS_VERSIONS.includes(tls.minVersion as string)) c.add(`${p}.minVersion`, oneOf(tls.minVersion, TLS_VERSIONS));
+  if (tls.ciphers !== undefined && c.string(`${p}.ciphers`, tls.ciphers)) {
+    const err = cipherListProblem(tls.ciphers);
+    if (err !== undefined) c.add(`${p}.ciphers`, err);
   }
   // any host glob is a key: only the shape of the value is checked (`sni: ~` is null, not an object)
   if (tls.sni !== undefined && c.object(`${p}.sni`, tls.sni, isObject(tls.sni) ? Object.keys(tls.sni) : [])) {
@@ -180,6 +187,16 @@ function checkTls(c: Checker, p: string, tls: unknown): void {
       pem(`${ep}.cert`, entry.cert, true);
       pem(`${ep}.key`, entry.key, true);
     }
+  }
+}
+
+/** What OpenSSL says of a cipher list (`ciphers`), or undefined when it names at least one cipher. */
+function cipherListProblem(ciphers: string): string | undefined {
+  try {
+    createSecureContext({ ciphers });
+    return undefined;
+  } catch (err) {
+    return `is not an OpenSSL cipher list this Node accepts (${(err as Error).message})`;
   }
 }
 
@@ -204,9 +221,10 @@ function checkRoutes(c: Checker, value: unknown, listeners: ReadonlySet<string>)
         if (!listeners.has(name)) c.add(lp, `no listener named "${name}"`);
       });
     }
-    if (r.match !== undefined && c.object(`${p}.match`, r.match, MATCH_KEYS)) {
+    // which match keys exist depends on the protocols loaded: prepare checks the names
+    if (r.match !== undefined && c.object(`${p}.match`, r.match, isObject(r.match) ? Object.keys(r.match) : [])) {
       for (const [k, v] of Object.entries(r.match)) {
-        if (!MATCH_KEYS.includes(k) || v === undefined) continue;
+        if (v === undefined) continue;
         const list = c.stringOrList(`${p}.match.${k}`, v);
         if (k === "clientIp" && list) {
           list.forEach((ip, j) => {

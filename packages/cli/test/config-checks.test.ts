@@ -23,7 +23,7 @@ async function refusedByBoth(file: string, expected: Array<string | RegExp>): Pr
   }
 }
 
-const KNOWN = 'known are "http", "mysql", "postgres", "tcp", and those a package in plugins registers';
+const KNOWN = 'known are "http", "mysql", "postgres", "smtp", "tcp", and those a package in plugins registers';
 
 describe("config checks: listeners", () => {
   afterEach(cleanup);
@@ -53,14 +53,14 @@ describe("config checks: listeners", () => {
       "idx.yaml",
       `listeners:
   - "not an object"
-  - { name: mail, protocol: smtp, host: 127.0.0.1, port: 0 }
+  - { name: mail, protocol: ftp, host: 127.0.0.1, port: 0 }
   - { name: s, protocol: tcp, host: 127.0.0.1, port: 0, tls: { cert: ./missing.crt, key: ./missing.key } }
 `,
     );
     const dir = dirname(file);
     await refusedByBoth(file, [
       "listeners[0]: must be an object",
-      'listeners[1].protocol: protocol "smtp" is not available yet: no package provides SMTP support (it is planned)',
+      `listeners[1].protocol: unknown protocol "ftp": ${KNOWN}`,
       `listeners[2].tls.cert: cannot read ${dir}/missing.crt: ENOENT`,
       `listeners[2].tls.key: cannot read ${dir}/missing.key: ENOENT`,
     ]);
@@ -120,6 +120,25 @@ routes:
     const res = await runCli(["check", fine]);
     expect(res.stderr).to.equal("");
     expect(res.code).to.equal(0);
+  });
+
+  it("knows the match keys a plugin registers (registerMatchKey), and no others", async () => {
+    const yaml = (key: string) => `listeners: [{ name: t, protocol: tcp, host: 127.0.0.1, port: 0 }]
+plugins: [{ use: ./tenant.mjs }]
+routes:
+  - { listener: t, match: { ${key}: "acme-*" }, targets: ["127.0.0.1:1"] }
+`;
+    const good = tmpFile("tenant.yaml", yaml("tenant"));
+    tmpFile("tenant.mjs", `export default class TenantKey { name = "tenant-key"; apply(proxy) { proxy.registerMatchKey("tenant", "glob"); } }\n`, dirname(good));
+    const ok = await runCli(["check", good]);
+    expect(ok.stderr).to.equal("");
+    expect(ok.code).to.equal(0);
+
+    const bad = tmpFile("tenant.yaml", yaml("tenantt"));
+    tmpFile("tenant.mjs", `export default class TenantKey { name = "tenant-key"; apply(proxy) { proxy.registerMatchKey("tenant", "glob"); } }\n`, dirname(bad));
+    await refusedByBoth(bad, [
+      `routes[0].match.tenantt: unknown match key "tenantt" (did you mean "tenant"?): known are "clientIp", "host", "method", "path", "sni", "tenant" (core's, and those the listeners' protocols and the plugins register)`,
+    ]);
   });
 
   it("reports a plugin whose apply throws, as the running proxy would meet it", async () => {

@@ -145,7 +145,7 @@ describe("switchyard --config (invalid files)", () => {
     const file = tmpFile(
       "smtp.yaml",
       `listeners:
-  - { name: mail, protocol: smtp, port: 2525 }
+  - { name: mail, protocol: smtpx, port: 2525 }
   - { name: x, protocol: ftp, port: 21 }
   - { name: web, protocol: htp, port: 80 }
   - { name: db, protocol: postgres, port: 5432 }
@@ -153,12 +153,12 @@ routes:
   - { listener: mail, targets: ['127.0.0.1:25'] }
 `,
     );
-    const known = '"http", "mysql", "postgres", "tcp", and those a package in plugins registers';
+    const known = '"http", "mysql", "postgres", "smtp", "tcp", and those a package in plugins registers';
     for (const mode of ["check", "--config"]) {
       const res = await runCli([mode, file]);
       expect(res.code).to.equal(2);
       expect(problems(res.stderr)).to.deep.equal([
-        'listeners[0].protocol: protocol "smtp" is not available yet: no package provides SMTP support (it is planned)',
+        `listeners[0].protocol: unknown protocol "smtpx" (did you mean "smtp"?): known are ${known}`,
         `listeners[1].protocol: unknown protocol "ftp": known are ${known}`,
         `listeners[2].protocol: unknown protocol "htp" (did you mean "http"?): known are ${known}`,
       ]);
@@ -186,7 +186,7 @@ routes:
       "listeners[0].timeouts.idle: must be a non-negative integer (milliseconds)",
       "listeners[0].timeouts.nap: unknown field",
       'routes[0].match.clientIp[1]: "10.0.0.0/40": prefix length must be 0-32',
-      'routes[0].match.hots: unknown field (did you mean "host"?)',
+      `routes[0].match.hots: unknown match key "hots" (did you mean "host"?): known are "clientIp", "host", "method", "path", "sni" (core's, and those the listeners' protocols and the plugins register)`,
       "routes[0].priority: must be a number",
       "plugins[0].use: must be a non-empty string",
       "plugins[1].use: must be a non-empty string",

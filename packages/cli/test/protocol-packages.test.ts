@@ -89,7 +89,7 @@ describe("third-party protocols from config files (examples/protocol-banner)", (
       const res = await runCli([mode, file]);
       expect(res.code, res.stderr).to.equal(2);
       expect(res.stderr.trim().split("\n").slice(1)).to.deep.equal([
-        'listeners[0].protocol: unknown protocol "baner" (did you mean "banner"?): known are "banner", "http", "mysql", "postgres", "tcp", and those a package in plugins registers',
+        'listeners[0].protocol: unknown protocol "baner" (did you mean "banner"?): known are "banner", "http", "mysql", "postgres", "smtp", "tcp", and those a package in plugins registers',
       ]);
     }
     // the options of a listener of that protocol are the package's to check
@@ -104,6 +104,6 @@ describe("third-party protocols from config files (examples/protocol-banner)", (
     const file = configWithBannerInstalled("switchyard.yaml", bannerConfig(backend).replace(/plugins:[\s\S]*/, ""));
     const res = await runCli(["check", file]);
     expect(res.code).to.equal(2);
-    expect(res.stderr).to.include('listeners[0].protocol: unknown protocol "banner": known are "http", "mysql", "postgres", "tcp"');
+    expect(res.stderr).to.include('listeners[0].protocol: unknown protocol "banner": known are "http", "mysql", "postgres", "smtp", "tcp"');
   });
 });

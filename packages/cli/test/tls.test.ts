@@ -49,4 +49,44 @@ describe("listener tls from files", () => {
     expect(res.code).to.equal(2);
     expect(res.stderr).to.match(/\nlisteners\[0\]\.tls: invalid certificate or key: /);
   });
+
+  it("passes minVersion, ciphers and honorCipherOrder to the listener: a TLS 1.2 client is refused under minVersion TLSv1.3", async () => {
+    const ca = createTestCa();
+    const leaf = ca.issue({ commonName: "localhost", altNames: ["localhost", "127.0.0.1"] });
+    const backend = await startBackend("tls13");
+    const file = tmpFile(
+      "c.yaml",
+      `listeners:
+  - name: secure
+    protocol: tcp
+    host: 127.0.0.1
+    port: 0
+    tls: { cert: ./leaf.crt, key: ./leaf.key, minVersion: TLSv1.3, ciphers: "TLS_CHACHA20_POLY1305_SHA256", honorCipherOrder: true }
+routes:
+  - { listener: secure, targets: ["127.0.0.1:${backend}"] }
+`,
+    );
+    tmpFile("leaf.crt", leaf.cert, dirname(file));
+    tmpFile("leaf.key", leaf.key, dirname(file));
+    expect((await runCli(["check", file])).code).to.equal(0);
+    const cli = startCli(["--config", file]);
+    const { secure } = await cli.listening(1);
+
+    const old = connect({ host: "127.0.0.1", port: secure!, ca: ca.cert, servername: "localhost", maxVersion: "TLSv1.2" });
+    const [err] = (await once(old, "error")) as [Error & { code?: string }];
+    expect(err.code ?? err.message).to.match(/ALERT_PROTOCOL_VERSION|protocol version|ECONNRESET/i);
+
+    const modern = connect({ host: "127.0.0.1", port: secure!, ca: ca.cert, servername: "localhost" });
+    modern.on("error", () => {});
+    await once(modern, "secureConnect");
+    expect(modern.getProtocol()).to.equal("TLSv1.3");
+    expect(modern.getCipher().standardName).to.equal("TLS_CHACHA20_POLY1305_SHA256");
+    modern.setEncoding("utf8");
+    modern.write("hi");
+    const [answer] = (await once(modern, "data")) as [string];
+    expect(answer).to.equal("tls13:hi");
+    modern.end();
+    cli.process.kill("SIGTERM");
+    expect(await cli.exited).to.equal(0);
+  });
 });

@@ -6,7 +6,13 @@ describe("validateConfig", () => {
     const config = defineConfig({
       listeners: [
         { name: "a", protocol: "tcp", port: 1, timeouts: { idle: 5 }, maxConnections: 3, options: {} },
-        { name: "b", protocol: "http", host: "::1", port: 0, tls: { cert: "c.pem", key: "k.pem", sni: { "*.x": { cert: "c2", key: "k2" } } } },
+        {
+          name: "b",
+          protocol: "http",
+          host: "::1",
+          port: 0,
+          tls: { cert: "c.pem", key: "k.pem", sni: { "*.x": { cert: "c2", key: "k2" } }, minVersion: "TLSv1.3", ciphers: "TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384", honorCipherOrder: true },
+        },
       ],
       routes: [
         { name: "r", listener: ["a", "b"], match: { host: ["*.x", "y"], clientIp: ["::1", "10.0.0.0/8"], path: "/p", method: "GET" }, targets: ["[::1]:5432", "https://x", { host: "h", port: 2 }], lb: "random", priority: -1, options: { k: 1 } },
@@ -52,9 +58,33 @@ describe("validateConfig", () => {
   });
 
   it("loads a package of this project for every built-in protocol but tcp, and none for protocols without one", () => {
-    expect(Object.keys(PROTOCOLS)).to.deep.equal(["tcp", "http", "postgres", "mysql"]);
+    expect(Object.keys(PROTOCOLS)).to.deep.equal(["tcp", "http", "postgres", "mysql", "smtp"]);
     expect(PROTOCOLS.tcp).to.equal(null);
     expect(PROTOCOLS.http).to.deep.equal({ package: "@switchyard/protocol-http", export: "HttpProtocol" });
+    expect(PROTOCOLS.smtp).to.deep.equal({ package: "@switchyard/protocol-smtp", export: "SmtpProtocol" });
+  });
+
+  it("checks the listener TLS settings core takes (minVersion, ciphers, honorCipherOrder), with the closest name or value", () => {
+    const { problems } = validateConfig({
+      listeners: [
+        { name: "a", protocol: "tcp", port: 1, tls: { cert: "c", key: "k", minVersion: "TLSv1.1", ciphers: "NO-SUCH-CIPHER", honorCipherOrder: "yes" } },
+        { name: "b", protocol: "tcp", port: 2, tls: { cert: "c", key: "k", minversion: "TLSv1.3", cipher: "HIGH", honorCipherorder: true } },
+        { name: "c", protocol: "tcp", port: 3, tls: { cert: "c", key: "k", minVersion: "TLSV1.3", ciphers: "" } },
+      ],
+    });
+    expect(problems).to.have.length(8);
+    expect(problems.slice(0, 2)).to.deep.equal([
+      "listeners[0].tls.honorCipherOrder: must be true or false",
+      'listeners[0].tls.minVersion: must be one of "TLSv1.2", "TLSv1.3" (did you mean "TLSv1.2"?)',
+    ]);
+    expect(problems[2]).to.match(/^listeners\[0\]\.tls\.ciphers: is not an OpenSSL cipher list this Node accepts \(.*no cipher match\)$/);
+    expect(problems.slice(3)).to.deep.equal([
+      'listeners[1].tls.minversion: unknown field (did you mean "minVersion"?)',
+      'listeners[1].tls.cipher: unknown field (did you mean "ciphers"?)',
+      'listeners[1].tls.honorCipherorder: unknown field (did you mean "honorCipherOrder"?)',
+      'listeners[2].tls.minVersion: must be one of "TLSv1.2", "TLSv1.3" (did you mean "TLSv1.3"?)',
+      "listeners[2].tls.ciphers: must be a non-empty string",
+    ]);
   });
 
   it("suggests the closest name for unknown fields and values, but not for any short name", () => {
@@ -68,7 +98,6 @@ describe("validateConfig", () => {
       "listeners[0].protocol: is required",
       'listeners[0].tls.rejectUnauthorised: unknown field (did you mean "rejectUnauthorized"?)',
       "listeners[0].tls.pem: unknown field",
-      'routes[0].match.hots: unknown field (did you mean "host"?)',
       'routes[0].lb: must be one of "round-robin", "least-connections", "random" (did you mean "round-robin"?)',
       'log.level: must be one of "debug", "info", "warn", "error", "silent"',
     ]);

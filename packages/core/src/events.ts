@@ -1,9 +1,7 @@
 import { EventEmitter } from "eventemitter3";
 import type { PluginError, ProxyError } from "./errors.js";
-import type { CloseInfo } from "./hooks.js";
-import type { ConnectionInfo } from "./messages.js";
-import type { ListenerAddress } from "./proxy.js";
 import type { Target } from "./types.js";
+import type { CloseInfo, ConnectionInfo, ListenerAddress } from "./vocabulary.js";
 
 /** Report-only events (eventemitter3). Listeners cannot change behaviour; taps do that. */
 export interface ProxyEvents {

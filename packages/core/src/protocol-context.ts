@@ -32,8 +32,16 @@ export interface ProtocolContext {
   resolve(conn: Connection, key: RouteKey): Promise<RouteMatchResult>;
   /** the same answer synchronously when only the route table answers; undefined: use `resolve` */
   tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined;
-  /** dials a target for the connection (connect timeout, SSRF guard when `dynamic`) */
-  dial(conn: Connection, target: Target, dynamic: boolean, options?: Pick<DialOptions, "allowHalfOpen" | "onread">): Promise<Socket>;
+  /**
+   * dials a target for the connection (connect timeout, SSRF guard when `dynamic`); `pooled`:
+   * for a keep-alive pool, not the connection's (see `Proxy.dial`)
+   */
+  dial(
+    conn: Connection,
+    target: Target,
+    dynamic: boolean,
+    options?: Pick<DialOptions, "allowHalfOpen" | "onread"> & { pooled?: boolean; timeoutMs?: number },
+  ): Promise<Socket>;
   /**
    * picks a target of the route and connects, with the retries `onUpstreamResponse` taps ask
    * for; `{ tls: "starttls" }` dials in plaintext and leaves the target's `tls` to the protocol

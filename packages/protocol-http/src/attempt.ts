@@ -14,7 +14,8 @@ import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { Target } from "@switchyard/core";
 import { HttpParseError } from "./errors-response.js";
-import { analyzeResponse, BODY_NONE, lastChunk, type BodyKind, type ResponseFacts } from "./head.js";
+import { BODY_NONE, type BodyKind } from "./body-kind.js";
+import { analyzeResponse, lastChunk, type ResponseFacts } from "./head.js";
 import { Framer, type FramerHandler, type FramerLimits, type RawHead } from "./internal/parser.js";
 import { ownBytes, type PooledSocket, type PoolWaiter, type SocketOwner, type TargetPool } from "./pool.js";
 import { ResponseDrain, type ResponseSink } from "./response-drain.js";
@@ -92,6 +93,8 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
   readonly #method: string;
   /** the request asked to upgrade (a 101 is acceptable) */
   readonly #upgrade: boolean;
+  /** the client speaks HTTP/1.0: no Transfer-Encoding may go down (RFC 9112 §6.1) */
+  readonly #http10: boolean;
   #ps: PooledSocket | undefined = undefined;
   #up: UpstreamState | undefined = undefined;
   #reused = false;
@@ -126,8 +129,10 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
     proxy: { readonly closing: boolean },
     method: string,
     upgrade: boolean,
+    http10: boolean,
     timed: boolean,
   ) {
+    this.#http10 = http10;
     this.#timed = timed;
     this.#owner = owner;
     this.target = target;
@@ -419,6 +424,10 @@ export class Attempt implements PoolWaiter, SocketOwner, ResponseSink {
       return BODY_NONE;
     }
     const rf = analyzeResponse(h, this.#method);
+    if (this.#http10 && rf.codings !== undefined && rf.bodyKind !== BODY_NONE) {
+      // the proxy does not decode transfer codings, and an HTTP/1.0 client cannot be told of them
+      throw new HttpParseError(502, `Transfer-Encoding ${rf.codings} from upstream for an HTTP/1.0 client`);
+    }
     this.#facts = rf;
     this.#head = h;
     this.#headSeen = true;

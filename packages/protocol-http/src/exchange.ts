@@ -30,15 +30,11 @@ import {
   type Target,
 } from "@switchyard/core";
 import { Attempt, type AttemptOwner, type ClientSide } from "./attempt.js";
+import { bodilessStatus, BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE } from "./body-kind.js";
 import { errorResponse, HttpStatusError, statusForError, type HttpParseError } from "./errors-response.js";
 import {
   authorityOf,
-  bodilessStatus,
   connectionTokensOf,
-  BODY_CHUNKED,
-  BODY_CLOSE,
-  BODY_LENGTH,
-  BODY_NONE,
   lastChunk,
   serializeRequestHead,
   serializeResponseHead,
@@ -159,7 +155,7 @@ export class Exchange implements AttemptOwner {
     this.#facts = facts;
     this.#method = facts.method;
     this.#seq = session.requests;
-    if (this.#runtime.proxy.events.listenerCount("requestComplete") > 0) {
+    if (this.#runtime.context.events.listenerCount("requestComplete") > 0) {
       this.#startedAt = performance.now();
       this.#bytesOutAtStart = session.socket.bytesWritten;
     }
@@ -194,16 +190,16 @@ export class Exchange implements AttemptOwner {
     };
     const sni = conn.socket !== conn.rawSocket ? conn.info.servername : undefined;
     if (sni !== undefined) key.sni = sni;
-    const proxy = this.#runtime.proxy;
+    const context = this.#runtime.context;
     let m: RouteMatchResult | undefined;
     try {
       // synchronous when only the route table answers onResolve (core counts route stats)
-      m = proxy.tryResolveSync(conn, key);
+      m = context.tryResolveSync(conn, key);
     } catch (err) {
       return this.#routeFailed(err);
     }
     if (m !== undefined) return this.#routed(m);
-    proxy
+    context
       .resolve(conn, key)
       .then(
         (r) => this.#routed(r),
@@ -218,7 +214,7 @@ export class Exchange implements AttemptOwner {
    */
   crashed(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
-    this.#runtime.proxy.logger.error("http exchange failed", { id: this.id, error: error.stack ?? error.message });
+    this.#runtime.context.logger.error("http exchange failed", { id: this.id, error: error.stack ?? error.message });
     if (this.#aborted || this.#finished) return;
     try {
       if (!this.#headWritten) return this.#respondError(500, error);
@@ -262,7 +258,7 @@ export class Exchange implements AttemptOwner {
       this.#answered100 = true;
       session.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
     }
-    if (this.#runtime.proxy.hooks.onRequest.isUsed()) return this.#runRequestHook(m, url);
+    if (this.#runtime.context.hooks.onRequest.isUsed()) return this.#runRequestHook(m, url);
     const target = route.balancer.pick();
     this.#target = target;
     this.#headStr = serializeRequestHead(f.method, url, this.#head.headers, {
@@ -289,7 +285,7 @@ export class Exchange implements AttemptOwner {
     this.#conn.target = target;
     const runtime = this.#runtime;
     const pool = runtime.pools.get(target, this.#ropts!.pool, this.#route!.dynamic);
-    const a = new Attempt(this, target, pool, runtime.proxy, this.#method, this.#facts.upgrade, this.#startedAt !== 0);
+    const a = new Attempt(this, target, pool, runtime.context, this.#method, this.#facts.upgrade, this.#facts.http10, this.#startedAt !== 0);
     this.#a = a;
     this.#tries++;
     a.acquire(this.#forceFresh);
@@ -307,7 +303,7 @@ export class Exchange implements AttemptOwner {
     // upstream's FIN; pooled HTTP use destroys the socket on any 'end' (attempt.ts, upstreamLost).
     // A pooled socket is the pool's, not the dialing connection's: other clients lease it too.
     if (this.#route!.dynamic) {
-      return this.#runtime.proxy.dial(this.#conn, a.target, true, { allowHalfOpen: true, onread: UPSTREAM_ONREAD, pooled: true, timeoutMs });
+      return this.#runtime.context.dial(this.#conn, a.target, true, { allowHalfOpen: true, onread: UPSTREAM_ONREAD, pooled: true, timeoutMs });
     }
     return dial(a.target, { timeoutMs, allowHalfOpen: true, onread: UPSTREAM_ONREAD });
   }
@@ -350,7 +346,7 @@ export class Exchange implements AttemptOwner {
   #releaseUpstream(clean: boolean): void {
     const a = this.#a;
     if (a === undefined || !a.hasSocket) return;
-    a.release(clean && a.reusable && !this.#aborted && !this.#runtime.proxy.closing);
+    a.release(clean && a.reusable && !this.#aborted && !this.#runtime.context.closing);
   }
 
   /** Closes the current attempt's socket without reuse. */
@@ -501,7 +497,7 @@ export class Exchange implements AttemptOwner {
     const h = a.head!;
     const rf = a.facts!;
     this.client.deadline.set(this.#ropts!.bodyTimeout, T_BODY);
-    if (this.#runtime.proxy.hooks.onUpstreamResponse.isUsed()) return this.#runResponseHook(a, h, rf);
+    if (this.#runtime.context.hooks.onUpstreamResponse.isUsed()) return this.#runResponseHook(a, h, rf);
     this.#writeResponseHead(h.statusCode, h.statusMessage, h.headers, rf, "");
   }
 
@@ -538,6 +534,7 @@ export class Exchange implements AttemptOwner {
       // RFC 9110 §8.6: never a Content-Length on a 204 or 1xx (a sloppy upstream's would desync clients)
       keepLength: (framing === BODY_LENGTH || framing === BODY_NONE) && status !== 204 && status >= 200,
       contentLength: rf.contentLength,
+      codings: rf.codings,
     });
     if (extra !== "") s = s.slice(0, -2) + extra + CRLF;
     session.socket.write(s, "latin1");
@@ -606,7 +603,7 @@ export class Exchange implements AttemptOwner {
     // a sync tap decides inside the framer's onHead: stop it there, onUpstreamData hands the
     // rest of the chunk to the drain (and a dropped socket's framer is never run again)
     a.stopFraming();
-    const drainable = rf.reusable && a.requestDone && !this.#runtime.proxy.closing && rf.bodyKind !== BODY_CLOSE && rf.contentLength <= DRAIN_LIMIT;
+    const drainable = rf.reusable && a.requestDone && !this.#runtime.context.closing && rf.bodyKind !== BODY_CLOSE && rf.contentLength <= DRAIN_LIMIT;
     if (!drainable) return this.#dropUpstream();
     a.drain(held, this.#ropts!.bodyTimeout);
   }
@@ -627,7 +624,7 @@ export class Exchange implements AttemptOwner {
     if (a.complete) return this.#maybeFinish();
     a.failStream(new UpstreamResetError("upstream closed mid-response"));
     if (!this.#headWritten) return this.#respondError(502, new UpstreamResetError("upstream closed mid-response"));
-    this.#runtime.proxy.logger.info("upstream closed mid-response", { id: this.id });
+    this.#runtime.context.logger.info("upstream closed mid-response", { id: this.id });
     this.#error ??= "PRX_ERR_UPSTREAM_RESET";
     this.#conn.destroy("upstream-closed");
   }
@@ -651,7 +648,7 @@ export class Exchange implements AttemptOwner {
     if (rest.length > 0) client.write(rest);
     upstream.resume();
     relay(this.#conn, upstream, {
-      idleMs: this.#runtime.proxy.timeoutsFor(this.#conn).idle,
+      idleMs: this.#runtime.context.timeoutsFor(this.#conn).idle,
       head: pending === undefined ? undefined : [pending],
       clientEnded: session.clientEnded,
     });
@@ -703,7 +700,7 @@ export class Exchange implements AttemptOwner {
     // callAsync, not promise(): when every tap is sync (the usual case) tapable calls back in
     // this same tick, so the hooked request goes upstream exactly like the untapped one
     // the callback may run in a promise continuation (async taps): a throw must not escape it
-    this.#runtime.proxy.hooks.onRequest.callAsync(msg, (err: unknown, out?: unknown) => {
+    this.#runtime.context.hooks.onRequest.callAsync(msg, (err: unknown, out?: unknown) => {
       try {
         if (err !== null && err !== undefined) {
           if (!this.#aborted) this.#hookFailed(err, 500);
@@ -799,7 +796,7 @@ export class Exchange implements AttemptOwner {
     // callAsync: with sync taps only, the answer is decided inside the framer's onHead, so the
     // head and the body slices that follow go down in the same corked write as without taps
     let inline = true;
-    this.#runtime.proxy.hooks.onUpstreamResponse.callAsync(res, this.#msg, (err: unknown, o?: unknown) => {
+    this.#runtime.context.hooks.onUpstreamResponse.callAsync(res, this.#msg, (err: unknown, o?: unknown) => {
       const out = o as HttpUpstreamResponse;
       if (inline && ((err !== null && err !== undefined) || out.retry !== undefined)) {
         // failures and retries drop or reset the upstream framer: never while it is executing
@@ -910,7 +907,7 @@ export class Exchange implements AttemptOwner {
       body: null,
     });
     const attempt = this.#attempt;
-    this.#runtime.proxy.hooks.onUpstreamResponse.promise(res, this.#msg).then(
+    this.#runtime.context.hooks.onUpstreamResponse.promise(res, this.#msg).then(
       (o) => {
         const out = o as HttpUpstreamResponse;
         if (this.#aborted || this.#finished || this.#attempt !== attempt) return;
@@ -931,21 +928,21 @@ export class Exchange implements AttemptOwner {
     if (this.#aborted || this.#finished) return;
     this.#dropUpstream();
     this.#failed(err);
-    const proxy = this.#runtime.proxy;
-    if (this.#target !== undefined && proxy.events.listenerCount("upstreamError") > 0) {
-      proxy.events.emit("upstreamError", { connection: this.#conn.info, target: this.#target, error: err as HttpStatusError });
+    const context = this.#runtime.context;
+    if (this.#target !== undefined && context.events.listenerCount("upstreamError") > 0) {
+      context.events.emit("upstreamError", { connection: this.#conn.info, target: this.#target, error: err as HttpStatusError });
     }
-    if (proxy.hooks.onUpstreamResponse.isUsed() && !(err instanceof PluginError)) return this.#runErrorHook(err, requestSent);
+    if (context.hooks.onUpstreamResponse.isUsed() && !(err instanceof PluginError)) return this.#runErrorHook(err, requestSent);
     if (this.#headWritten) return this.#conn.destroy("upstream-error", err);
     this.#respondError(statusForError(err), err);
   }
 
   #hookFailed(err: unknown, status: number): void {
-    const proxy = this.#runtime.proxy;
+    const context = this.#runtime.context;
     if (err instanceof PluginError) {
-      proxy.logger.error("plugin failed", { id: this.id, hook: err.hook, plugin: err.plugin, error: err.message });
-      proxy.events.emit("pluginError", err);
-    } else proxy.logger.error("hook failed", { id: this.id, error: (err as Error)?.message ?? String(err) });
+      context.logger.error("plugin failed", { id: this.id, hook: err.hook, plugin: err.plugin, error: err.message });
+      context.events.emit("pluginError", err);
+    } else context.logger.error("hook failed", { id: this.id, error: (err as Error)?.message ?? String(err) });
     // a tap that fails after its exchange was answered (a 502 for the upstream's reset while the
     // tap still read the body) must not touch the connection: it serves the next request now
     if (this.#aborted || this.#finished) return;
@@ -961,7 +958,7 @@ export class Exchange implements AttemptOwner {
     this.#failed(err);
     if (this.#headWritten) return this.#conn.destroy("upstream-error", err);
     const session = this.client;
-    this.#runtime.proxy.logger.info("request failed", { id: this.id, status, error: (err as Error)?.message ?? String(err) });
+    this.#runtime.context.logger.info("request failed", { id: this.id, status, error: (err as Error)?.message ?? String(err) });
     const bodyPending = !this.#requestComplete && this.#facts.bodyKind !== BODY_NONE;
     const close = bodyPending || status === 413 || !session.keepAlive;
     if (bodyPending) {
@@ -987,7 +984,7 @@ export class Exchange implements AttemptOwner {
     // 204, 304 and 1xx carry no body whatever the tap gave (it would be read as the next response)
     const bodiless = bodilessStatus(r.status);
     const extra = bodiless ? "" : `Content-Length: ${body.length}\r\n`;
-    this.#writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined }, extra);
+    this.#writeResponseHead(r.status, undefined, headers, { bodyKind: bodiless ? BODY_NONE : BODY_LENGTH, contentLength: bodiless ? 0 : body.length, reusable: false, connectionTokens: undefined, codings: undefined }, extra);
     if (this.#method !== "HEAD" && !bodiless && body.length > 0) this.client.socket.write(body);
     this.#downDone = true;
     this.#maybeFinish();
@@ -1094,8 +1091,8 @@ export class Exchange implements AttemptOwner {
     if (this.#recorded) return;
     this.#recorded = true;
     if (this.#startedAt === 0) return;
-    const proxy = this.#runtime.proxy;
-    if (proxy.events.listenerCount("requestComplete") === 0) return;
+    const context = this.#runtime.context;
+    if (context.events.listenerCount("requestComplete") === 0) return;
     const conn = this.#conn;
     const f = this.#facts;
     const a = this.#a;
@@ -1120,7 +1117,7 @@ export class Exchange implements AttemptOwner {
       attempts: this.#tries,
       error: this.#error,
     };
-    proxy.events.emit("requestComplete", record);
+    context.events.emit("requestComplete", record);
   }
 }
 

@@ -4,14 +4,10 @@
  * names it lists, Keep-Alive, Proxy-Connection, Transfer-Encoding, TE, Upgrade outside a tunnel).
  * Heads are built as one latin1 string so header bytes pass through unchanged.
  */
+import { bodilessStatus, BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, type BodyKind } from "./body-kind.js";
 import { HttpParseError, statusText } from "./errors-response.js";
 import type { RawHead } from "./internal/parser.js";
 
-export const BODY_NONE = 0;
-export const BODY_LENGTH = 1;
-export const BODY_CHUNKED = 2;
-export const BODY_CLOSE = 3;
-export type BodyKind = 0 | 1 | 2 | 3;
 
 /** What the proxy needs to know about a request head. */
 export interface RequestFacts {
@@ -345,11 +341,6 @@ export function authorityOf(t: { host: string; port: number; tls?: unknown }): s
   return (t.tls ? t.port === 443 : t.port === 80) ? host : `${host}:${t.port}`;
 }
 
-/** Statuses that never carry a body (RFC 9110 §6.4.1): 1xx, 204, 304 (101 turns into a tunnel). */
-export function bodilessStatus(status: number): boolean {
-  return status < 200 || status === 204 || status === 304;
-}
-
 /** Framing facts of an upstream response head. Throws HttpParseError(502) on bad framing. */
 export interface ResponseFacts {
   bodyKind: BodyKind;
@@ -357,13 +348,22 @@ export interface ResponseFacts {
   /** upstream allows reuse (keep-alive and self-delimited body) */
   reusable: boolean;
   connectionTokens: string[] | undefined;
+  /**
+   * the transfer codings other than chunked, in order, as sent ("gzip" for `gzip, chunked`):
+   * the body's bytes carry them, so they go down with it (the proxy re-frames only chunked)
+   */
+  codings: string | undefined;
 }
+
+/** chunked as one coding of a list */
+const CHUNKED_TOKEN = /(?:^|,)\s*chunked\s*(?:,|$)/i;
 
 export function analyzeResponse(head: RawHead, requestMethod: string): ResponseFacts {
   const h = head.headers;
   let cl: string | undefined;
   let chunked = false;
   let te = false;
+  let codings: string | undefined;
   let close = false;
   let keepAlive = false;
   let tokens: string[] | undefined;
@@ -378,7 +378,14 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
       cl = v;
     } else if (n === "transfer-encoding") {
       te = true;
-      chunked = /(?:^|,)\s*chunked\s*$/i.test(v);
+      // repeated fields form one list (RFC 9110 §5.3); chunked counts only as the last coding
+      for (const t of v.split(",")) {
+        const coding = t.trim();
+        if (coding === "") continue;
+        if (chunked) codings = codings === undefined ? "chunked" : codings + ", chunked";
+        chunked = coding.length === 7 && coding.toLowerCase() === "chunked";
+        if (!chunked) codings = codings === undefined ? coding : codings + ", " + coding;
+      }
     } else if (n === "connection") {
       for (const t of v.split(",")) {
         const tok = t.trim().toLowerCase();
@@ -387,6 +394,10 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
         else if (removableToken(tok)) (tokens ??= []).push(tok);
       }
     }
+  }
+  if (codings !== undefined && CHUNKED_TOKEN.test(codings)) {
+    // chunked applied before another coding (or twice): re-framing would apply it twice
+    throw new HttpParseError(502, "chunked transfer coding from upstream that is not the last");
   }
   const status = head.statusCode;
   let bodyKind: BodyKind;
@@ -405,12 +416,14 @@ export function analyzeResponse(head: RawHead, requestMethod: string): ResponseF
     contentLength,
     reusable: persistent && bodyKind !== BODY_CLOSE && !(te && cl !== undefined),
     connectionTokens: tokens,
+    codings,
   };
 }
 
 /**
  * The response head sent downstream. `framing`: BODY_LENGTH keeps Content-Length, BODY_CHUNKED
- * declares chunked, BODY_CLOSE declares nothing (the close ends the body), BODY_NONE keeps
+ * declares the body's codings then chunked, BODY_CLOSE declares its codings only (the close
+ * ends the body; RFC 9112 §6.1 allows no other framing after a coding that is not chunked), BODY_NONE keeps
  * Content-Length for HEAD/304 as the upstream sent it. As for requests, `connectionTokens`
  * apply to the upstream's flat list, not to pairs `onUpstreamResponse` taps returned (built by
  * `pairsForTaps` without those names): an upstream's Connection cannot remove what taps add.
@@ -428,6 +441,12 @@ export function serializeResponseHead(
     keepLength: boolean;
     /** with BODY_LENGTH framing: the body's real length, written whatever taps left */
     contentLength?: number;
+    /**
+     * with BODY_CHUNKED or BODY_CLOSE framing: the body's transfer codings other than chunked
+     * (`ResponseFacts.codings`), declared before the proxy's own chunked (or alone, when the
+     * close ends the body)
+     */
+    codings?: string | undefined;
   },
 ): string {
   let s = "HTTP/1.1 " + status + " " + (message || statusText(status)) + "\r\n";
@@ -455,7 +474,8 @@ export function serializeResponseHead(
       s += line;
     }
   }
-  if (f.framing === BODY_CHUNKED) s += "Transfer-Encoding: chunked\r\n";
+  if (f.framing === BODY_CHUNKED) s += f.codings === undefined ? "Transfer-Encoding: chunked\r\n" : "Transfer-Encoding: " + f.codings + ", chunked\r\n";
+  else if (f.framing === BODY_CLOSE && f.codings !== undefined) s += "Transfer-Encoding: " + f.codings + "\r\n";
   if (f.upgrade) s += "Connection: upgrade\r\n";
   else if (f.close) s += "Connection: close\r\n";
   else if (f.keepAliveHeader) s += "Connection: keep-alive\r\n";

@@ -6,7 +6,7 @@
  * Socket listeners are attached once per socket and dispatch to the current owner.
  */
 import type { OnReadOpts, Socket } from "node:net";
-import type { Target } from "@switchyard/core";
+import { ShuttingDownError, type Target } from "@switchyard/core";
 import { HttpStatusError } from "./errors-response.js";
 import type { ResolvedPool } from "./options.js";
 
@@ -144,7 +144,7 @@ export class TargetPool {
       s.ref();
       return ps;
     }
-    if (this.#closed) throw new HttpStatusError(503, "PRX_ERR_SHUTTING_DOWN", "proxy is shutting down");
+    if (this.#closed) throw new ShuttingDownError();
     if (this.open < this.options.maxSockets || (fresh && this.#idle.length > 0 && this.#dropOldestIdle())) {
       this.#connect(waiter);
       return undefined;
@@ -186,7 +186,7 @@ export class TargetPool {
         const ps = new PooledSocket(socket, this);
         if (this.#closed) {
           socket.destroy();
-          return waiter.poolFailed(new HttpStatusError(503, "PRX_ERR_SHUTTING_DOWN", "proxy is shutting down"));
+          return waiter.poolFailed(new ShuttingDownError());
         }
         waiter.poolReady(ps, true);
       },
@@ -289,7 +289,7 @@ export class TargetPool {
     this.closeIdle();
     for (const q of this.#queue.splice(0)) {
       clearTimeout(q.timer);
-      q.waiter.poolFailed(new HttpStatusError(503, "PRX_ERR_SHUTTING_DOWN", "proxy is shutting down"));
+      q.waiter.poolFailed(new ShuttingDownError());
     }
   }
 }

@@ -2,7 +2,7 @@
  * `HttpProtocol`: the plugin that registers the "http" protocol with a proxy and serves each
  * accepted connection of listeners that name it.
  */
-import type { Connection, ProtocolHandler, Proxy, ProxyPlugin, Refusal } from "@switchyard/core";
+import type { Connection, ProtocolContext, ProtocolHandler, Proxy, ProxyPlugin, Refusal } from "@switchyard/core";
 import { checkRouteOptions, resolveListenerOptions, ROUTE_KEYS, type HttpListenerOptions, type ResolvedListenerOptions } from "./options.js";
 import { ProtocolRuntime } from "./runtime.js";
 import { Session } from "./session.js";
@@ -17,7 +17,8 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
   readonly #resolved: ResolvedListenerOptions;
   /** the keys of `route.options` this protocol reads */
   readonly routeOptions = ROUTE_KEYS;
-  readonly #runtimes = new WeakMap<Proxy, ProtocolRuntime>();
+  /** by the proxy served (one instance may serve several proxies; each closes its own) */
+  readonly #runtimes = new WeakMap<ProtocolContext, ProtocolRuntime>();
   readonly #all = new Set<ProtocolRuntime>();
 
   /** `options` are the defaults of every listener; `ListenerConfig.options` override them. */
@@ -42,18 +43,18 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
     this.#runtime(proxy);
   }
 
-  #runtime(proxy: Proxy): ProtocolRuntime {
-    let r = this.#runtimes.get(proxy);
+  #runtime(context: ProtocolContext): ProtocolRuntime {
+    let r = this.#runtimes.get(context);
     if (r === undefined) {
-      r = new ProtocolRuntime(proxy, this.#defaults);
-      this.#runtimes.set(proxy, r);
+      r = new ProtocolRuntime(context, this.#defaults);
+      this.#runtimes.set(context, r);
       this.#all.add(r);
     }
     return r;
   }
 
   handle(conn: Connection): void {
-    const runtime = this.#runtime(conn.proxy);
+    const runtime = this.#runtime(conn.context);
     const session = new Session(conn, runtime, runtime.optionsFor(conn));
     session.start();
   }
@@ -68,7 +69,7 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
   }
 
   /** Upstream pool counters of a proxy (for diagnostics and tests). */
-  poolStats(proxy: Proxy): Array<{ target: string; open: number; idle: number; queued: number }> {
+  poolStats(proxy: ProtocolContext): Array<{ target: string; open: number; idle: number; queued: number }> {
     const r = this.#runtimes.get(proxy);
     if (r === undefined) return [];
     return [...r.pools.pools()].map((p) => ({
@@ -79,9 +80,22 @@ export class HttpProtocol implements ProxyPlugin, ProtocolHandler {
     }));
   }
 
-  /** Closes every upstream pool (idle sockets now, busy ones when their exchange ends). */
-  close(): void {
-    for (const r of this.#all) r.close();
-    this.#all.clear();
+  /**
+   * Closes the upstream pools of the proxy that closes (`Proxy.close()` calls this with its
+   * context): idle sockets now, busy ones when their exchange ends. Other proxies this instance
+   * serves keep theirs; a proxy that closed and serves again gets new pools. Without a
+   * context (an owner done with the instance), every proxy's pools close.
+   */
+  close(context?: ProtocolContext): void {
+    if (context === undefined) {
+      for (const r of this.#all) r.close();
+      this.#all.clear();
+      return;
+    }
+    const r = this.#runtimes.get(context);
+    if (r === undefined) return;
+    this.#runtimes.delete(context);
+    this.#all.delete(r);
+    r.close();
   }
 }

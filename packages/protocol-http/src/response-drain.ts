@@ -5,7 +5,7 @@
  * more than DRAIN_LIMIT bytes, a close-delimited body, a parse error, the upstream closing, or
  * no byte for the route's bodyTimeout (DRAIN_IDLE when that is disabled).
  */
-import type { BodyKind } from "./head.js";
+import type { BodyKind } from "./body-kind.js";
 import type { RawHead } from "./internal/parser.js";
 import type { PooledSocket, SocketOwner } from "./pool.js";
 

@@ -1,9 +1,9 @@
 /**
- * What the HTTP protocol keeps per proxy: upstream pools, session deadline timers and resolved
+ * What the HTTP protocol keeps per proxy (per `ProtocolContext`): upstream pools, session deadline timers and resolved
  * listener options.
- * (Routing uses core's `proxy.tryResolveSync`, synchronous when only the route table answers.)
+ * (Routing uses core's `context.tryResolveSync`, synchronous when only the route table answers.)
  */
-import type { Connection, Proxy } from "@switchyard/core";
+import type { Connection, ProtocolContext } from "@switchyard/core";
 import { resolveListenerOptions, type HttpListenerOptions, type ResolvedListenerOptions } from "./options.js";
 import { DeadlineTimers } from "./internal/deadline.js";
 import { Framer, type FramerHandler, type FramerLimits } from "./internal/parser.js";
@@ -18,7 +18,8 @@ const NO_HANDLER: FramerHandler = { onHead: fail, onBody: fail, onTrailers: fail
 const NO_LIMITS: FramerLimits = { maxHeaderSize: 64, maxHeaderCount: 0, maxUrlLength: 0, strict: true };
 
 export class ProtocolRuntime {
-  readonly proxy: Proxy;
+  /** what the protocol may use of the proxy it serves (core's `conn.context`) */
+  readonly context: ProtocolContext;
   readonly pools = new PoolSet();
   /** every session's deadline, in one timer per duration */
   readonly deadlines = new DeadlineTimers();
@@ -30,8 +31,8 @@ export class ProtocolRuntime {
   /** request framers of sessions between requests, for the next request of any session */
   readonly #framers: Framer[] = [];
 
-  constructor(proxy: Proxy, defaults: HttpListenerOptions) {
-    this.proxy = proxy;
+  constructor(context: ProtocolContext, defaults: HttpListenerOptions) {
+    this.context = context;
     this.#defaults = defaults;
   }
 
@@ -39,7 +40,7 @@ export class ProtocolRuntime {
     const listener = conn.listener;
     let o = this.#listeners.get(listener);
     if (o === undefined) {
-      o = resolveListenerOptions(`listener "${listener.name}"`, this.#defaults, listener.options, this.proxy.timeoutsFor(conn).connect);
+      o = resolveListenerOptions(`listener "${listener.name}"`, this.#defaults, listener.options, this.context.timeoutsFor(conn).connect);
       this.#listeners.set(listener, o);
     }
     return o;
@@ -62,7 +63,7 @@ export class ProtocolRuntime {
 
   /** A connection closed: once the proxy is shutting down, idle upstream sockets go too. */
   connectionGone(): void {
-    if (this.proxy.closing) this.pools.closeIdle();
+    if (this.context.closing) this.pools.closeIdle();
   }
 
   close(): void {

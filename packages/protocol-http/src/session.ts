@@ -8,7 +8,8 @@ import type { Socket } from "node:net";
 import { onSocketEnd, type Connection } from "@switchyard/core";
 import { errorResponse, type HttpParseError } from "./errors-response.js";
 import { Exchange, type ExchangeSession } from "./exchange.js";
-import { analyzeRequest, type BodyKind } from "./head.js";
+import type { BodyKind } from "./body-kind.js";
+import { analyzeRequest } from "./head.js";
 import { Deadline, type DeadlineOwner } from "./internal/deadline.js";
 import { T_HEADERS, T_KEEPALIVE } from "./internal/phases.js";
 import type { Framer, FramerHandler, RawHead } from "./internal/parser.js";
@@ -226,7 +227,7 @@ export class Session implements FramerHandler, DeadlineOwner, ExchangeSession {
   /** Writes a complete error response for a request that never reached an exchange, then closes. */
   #reject(status: number, detail: string): void {
     const id = `${this.conn.id}.${this.requests + 1}`;
-    this.runtime.proxy.logger.info("bad request", { id, status, error: detail });
+    this.runtime.context.logger.info("bad request", { id, status, error: detail });
     // a HEAD's answer has no body, even this one: the request line may have been read
     if (!this.socket.destroyed) this.socket.write(errorResponse(status, id, true, this.opts.errorBodies, this.framer?.requestMethod === "HEAD"));
     this.closeGracefully();

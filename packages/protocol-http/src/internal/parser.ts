@@ -6,7 +6,7 @@
  */
 import httpParserJs from "http-parser-js";
 import { HttpParseError } from "../errors-response.js";
-import { bodilessStatus, BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type BodyKind } from "../head.js";
+import { bodilessStatus, BODY_CHUNKED, BODY_LENGTH, BODY_NONE, type BodyKind } from "../body-kind.js";
 
 /** The internals of http-parser-js's HTTPParser we rely on (it ships no such types). */
 interface ParserCore {
