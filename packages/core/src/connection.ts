@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import type { CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
+import type { ClientIdentity, CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
 import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
@@ -144,6 +144,11 @@ export class Connection {
       this.#info.clientIp = this.#client.ip;
       this.#info.clientPort = port;
     }
+  }
+
+  /** the client certificate's identity (after a TLS upgrade that asked for one), without building `info` */
+  get identity(): ClientIdentity | undefined {
+    return this.#info?.identity;
   }
 
   /** the client's address ("::ffff:" stripped from IPv4-mapped addresses) */
@@ -356,7 +361,7 @@ class Info implements ConnectionInfo {
   clientPort: number;
   tls = false;
   servername: string | undefined = undefined;
-  identity?: Readonly<Record<string, unknown>>;
+  identity: ClientIdentity | undefined = undefined;
   readonly #socket: Socket;
   #localPort: number | undefined;
   constructor(id: string, listener: Readonly<ListenerConfig>, socket: Socket, client?: { ip: string; port: number }) {
@@ -371,6 +376,11 @@ class Info implements ConnectionInfo {
     return (this.#localPort ??= this.#socket.localPort ?? 0);
   }
   toJSON(): Record<string, unknown> {
-    return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername };
+    return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername, ...(this.identity ? { clientCert: identitySummary(this.identity) } : {}) };
   }
+}
+
+/** what logs say of a client certificate: who, whether it verified, which one */
+export function identitySummary(id: ClientIdentity): Record<string, unknown> {
+  return { subject: id.subject, issuer: id.issuer, verified: id.verified, ...(id.verifyError ? { verifyError: id.verifyError } : {}), serial: id.serialNumber, fingerprint256: id.fingerprint256 };
 }

@@ -15,7 +15,7 @@ export { Connection, ConnectionTimer, defineConnectionTimer, type Cleanup, type 
 export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 
 // hooks, plugins, protocols, logging
-export { defineHooks, type ProxyHooks, type Rejection, type ResolveRequest } from "./hooks.js";
+export { defineHooks, type ProxyHooks, type Rejection, type ResolveRequest, type RoutedRequest } from "./hooks.js";
 export { Stage, type StageName } from "./stage.js";
 export {
   createJsonLogger,
@@ -94,11 +94,21 @@ export { RouteTable } from "./routing/route-table.js";
 export { CachedResolver, withResolverTimeout, type CachedResolverOptions } from "./routing/resolver-cache.js";
 export { formatTarget, parseTarget } from "./routing/target.js";
 export { IpMatcher } from "./routing/cidr.js";
+export { compileGlob, type GlobMatcher } from "./routing/glob.js";
 
 // connecting, relaying, TLS
 export { dial, type DialOptions } from "./dialer.js";
 export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } from "./relay.js";
 export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export {
+  describeCertificate,
+  identityKeyFields,
+  VERIFY_CLIENT_MODES,
+  type CertificateDescription,
+  type ClientIdentity,
+  type ClientSans,
+  type VerifyClientMode,
+} from "./client-identity.js";
 export { TcpProtocol } from "./tcp-protocol.js";
 
 // PROXY protocol (v1/v2) and the TLS ClientHello, for protocols that read or write them

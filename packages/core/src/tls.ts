@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
 import { ConnectionTimer, type Connection } from "./connection.js";
 import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
+import { readClientIdentity, type VerifyClientMode } from "./client-identity.js";
 import { compileHostGlob } from "./routing/glob.js";
 import type { ListenerTls } from "./types.js";
 
@@ -41,7 +42,15 @@ function listenerContextOptions(o: ListenerTls, cert: string | Buffer, key: stri
     cert,
     key,
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.crl ? { crl: o.crl } : {}),
   };
+}
+
+/** A listener's client-certificate mode: `verifyClient`, or what the older `requestCert` means. */
+export function verifyClientMode(o: ListenerTls): VerifyClientMode | undefined {
+  if (o.verifyClient !== undefined) return o.verifyClient;
+  if (o.requestCert !== true) return undefined;
+  return o.rejectUnauthorized === false ? "optional" : "required";
 }
 
 /**
@@ -53,9 +62,12 @@ export class CertificateStore {
   readonly #exact = new Map<string, SecureContext>();
   readonly #globs: Array<{ match: (host: string) => boolean; context: SecureContext }> = [];
   readonly options: ListenerTls;
+  /** how client certificates are asked for and checked (undefined: not asked for) */
+  readonly verifyClient: VerifyClientMode | undefined;
 
   constructor(options: ListenerTls) {
     this.options = options;
+    this.verifyClient = verifyClientMode(options);
     this.defaultContext = createSecureContext(listenerContextOptions(options, options.cert, options.key));
     for (const [name, pair] of Object.entries(options.sni ?? {})) {
       const context = createSecureContext(listenerContextOptions(options, pair.cert, pair.key));
@@ -108,13 +120,14 @@ export interface UpgradeOptions {
 export function upgradeToTls(conn: Connection, store: CertificateStore, options: UpgradeOptions): Promise<TLSSocket> {
   const raw: Socket = conn.socket;
   if (options.head?.length) raw.unshift(options.head);
-  const o = store.options;
+  const mode = store.verifyClient;
   const tlsSocket = new TLSSocket(raw, {
     isServer: true,
     secureContext: store.defaultContext,
     SNICallback: store.sniCallback,
-    requestCert: o.requestCert === true,
-    rejectUnauthorized: o.requestCert === true && o.rejectUnauthorized !== false,
+    requestCert: mode !== undefined,
+    // "required": a client without a certificate fails the handshake
+    rejectUnauthorized: mode === "required",
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
   });
   tlsSocket.on("error", (err) => conn.destroy("client-error", err));
@@ -133,10 +146,16 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
       handshaking.delete(conn);
       tlsSocket.off("end", endedEarly);
       conn.clearTimer(ConnectionTimer.TLS_HANDSHAKE);
-      if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {
-        const code = String(tlsSocket.authorizationError ?? "unverifiable");
-        conn.destroy("client-error", new ProtocolError(`client certificate rejected: ${code}`));
-        return;
+      if (mode !== undefined) {
+        const verifyError = clientCertificateVerdict(tlsSocket);
+        const identity = readClientIdentity(tlsSocket, verifyError, mode);
+        if (mode === "required" && verifyError !== null) {
+          const error = new ProtocolError(`client certificate rejected: ${verifyError}`);
+          conn.context.logger.info("client certificate rejected", { id: conn.id, listener: conn.listener.name, error: verifyError, ...(identity ? { subject: identity.subject, fingerprint256: identity.fingerprint256 } : {}) });
+          conn.destroy("client-error", error);
+          return;
+        }
+        if (identity !== undefined) conn.info.identity = identity;
       }
       conn.info.tls = true;
       const sn = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
@@ -149,21 +168,21 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
 /**
  * Node checks a client certificate only for sockets of a `tls.Server`; an accepted socket
  * upgraded in place gets no check, and would take a certificate from any CA. This is the same
- * check: OpenSSL's verdict on the chain (`verifyError`) sets `authorized` / `authorizationError`.
- * A client without a certificate is already refused in the handshake when `rejectUnauthorized`.
- * Returns false when the connection must be refused (fails closed if the verdict is unavailable).
+ * check: OpenSSL's verdict on the chain (`verifyError`, which counts the listener's `ca` and
+ * `crl`) sets `authorized` / `authorizationError`, and is returned: null when verified, else its
+ * code (fails closed, `VERIFY_RESULT_UNAVAILABLE`, when the verdict cannot be read). A client
+ * that sent no certificate gets `NO_CERTIFICATE` (refused in the handshake when required).
  */
-function clientCertificateAccepted(socket: TLSSocket, rejectUnauthorized: boolean): boolean {
+function clientCertificateVerdict(socket: TLSSocket): string | null {
   const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== "function") {
-    (socket as { authorizationError: unknown }).authorizationError = "VERIFY_RESULT_UNAVAILABLE";
-    return !rejectUnauthorized;
+  let code: string | null;
+  if (typeof handle?.verifyError !== "function") code = "VERIFY_RESULT_UNAVAILABLE";
+  else {
+    const err = handle.verifyError();
+    code = err === null || err === undefined ? null : (err.code ?? err.message);
   }
-  const err = handle.verifyError();
-  if (err === null || err === undefined) {
-    socket.authorized = true;
-    return true;
-  }
-  (socket as { authorizationError: unknown }).authorizationError = err.code ?? err.message;
-  return !rejectUnauthorized;
+  if (code === null && socket.getPeerX509Certificate() === undefined) code = "NO_CERTIFICATE";
+  if (code === null) socket.authorized = true;
+  else (socket as { authorizationError: unknown }).authorizationError = code;
+  return code;
 }
