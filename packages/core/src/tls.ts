@@ -1,4 +1,4 @@
-import { constants } from "node:crypto";
+import { constants, createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
 import { ConnectionTimer, type Connection } from "./connection.js";
@@ -39,11 +39,24 @@ function listenerContextOptions(o: ListenerTls, cert: string | Buffer, key: stri
     ciphers: o.ciphers ?? extra?.ciphers ?? DEFAULT_LISTENER_CIPHERS,
     honorCipherOrder: o.honorCipherOrder ?? extra?.honorCipherOrder ?? false,
     secureOptions: (extra?.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
+    sessionIdContext: extra?.sessionIdContext ?? sessionIdContext(o, cert),
     cert,
     key,
     ...(o.ca ? { ca: o.ca } : {}),
     ...(o.crl ? { crl: o.crl } : {}),
   };
+}
+
+/**
+ * OpenSSL resumes a session only within the context it was made in, and refuses to resume at all
+ * (an "internal error" alert) when client certificates are asked for and no context id is set —
+ * what `tls.Server` sets and an in-place upgrade has to set itself. Derived from the certificate,
+ * CAs and mode, so a session never resumes under other verification settings.
+ */
+function sessionIdContext(o: ListenerTls, cert: string | Buffer): string {
+  const h = createHash("sha256").update(cert).update(String(verifyClientMode(o)));
+  for (const ca of [o.ca ?? []].flat()) h.update(ca);
+  return h.digest("hex").slice(0, 32);
 }
 
 /** A listener's client-certificate mode: `verifyClient`, or what the older `requestCert` means. */
