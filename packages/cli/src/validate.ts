@@ -5,7 +5,7 @@
  * and so is whether a listener's protocol exists: loaded packages register protocols.
  */
 import { isIP } from "node:net";
-import { parseTarget, type ProxyPlugin, type TargetInput } from "@switchyard/core";
+import { parseTarget, VERIFY_CLIENT_MODES, type ProxyPlugin, type TargetInput, type VerifyClientMode } from "@switchyard/core";
 import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
 import { PROTOCOLS } from "./protocols.js";
 import { didYouMean, oneOf } from "./suggest.js";
@@ -25,9 +25,9 @@ export interface CheckedConfig extends ValidationResult {
 
 const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
 const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options", "proxyProtocol"];
-const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized"];
+const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized", "verifyClient", "crl"];
 const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "options"];
-const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method"];
+const MATCH_KEYS = ["host", "path", "sni", "database", "user", "ehlo", "clientIp", "method", "clientSubject", "clientSan"];
 const PLUGIN_KEYS = ["use", "options"];
 const TIMEOUT_KEYS = ["handshake", "connect", "idle", "lifetime"];
 /** the keys of core's TargetInput object form and of its TargetTls */
@@ -169,6 +169,10 @@ function checkTls(c: Checker, p: string, tls: unknown): void {
   pem(`${p}.cert`, tls.cert, true);
   pem(`${p}.key`, tls.key, true);
   pem(`${p}.ca`, tls.ca, false);
+  pem(`${p}.crl`, tls.crl, false);
+  if (tls.verifyClient !== undefined && !VERIFY_CLIENT_MODES.includes(tls.verifyClient as VerifyClientMode)) {
+    c.add(`${p}.verifyClient`, `must be ${VERIFY_CLIENT_MODES.map((m) => `"${m}"`).join(", ")}`);
+  }
   for (const k of ["requestCert", "rejectUnauthorized"]) {
     if (tls[k] !== undefined && typeof tls[k] !== "boolean") c.add(`${p}.${k}`, "must be true or false");
   }
