@@ -84,6 +84,8 @@ shutdownTimeout: 300
     await cli.waitFor(/"msg":"reload\.ok".*"reconfigured":\["secure"\]/);
     expect(await ask(secure!, mallory)).to.equal("");
     expect(await ask(secure!, alice)).to.equal("b:x");
+    // the connection's log line names the certificate it came with
+    await cli.waitFor(/"msg":"connection\.close".*"clientCert":\{"subject":"CN=alice","issuer":"CN=CLI mTLS CA","verified":true/);
     held!.write("y");
     expect(((await once(held!, "data")) as [Buffer])[0].toString()).to.equal("b:y");
 

@@ -146,3 +146,8 @@ export function identityKeyFields(identity: ClientIdentity | undefined): { clien
   const all = [...s.uri, ...s.dns, ...s.email, ...s.ip];
   return { clientSubject: identity.subject, ...(all.length > 0 ? { clientSan: all.join("\n") } : {}) };
 }
+
+/** What logs say of a client certificate: who, whether it verified (and why not), which one. */
+export function identitySummary(id: ClientIdentity): Record<string, unknown> {
+  return { subject: id.subject, issuer: id.issuer, verified: id.verified, ...(id.verifyError ? { verifyError: id.verifyError } : {}), serial: id.serialNumber, fingerprint256: id.fingerprint256 };
+}

@@ -6,6 +6,7 @@ import type { Route } from "./routing/route.js";
 import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 import { clock } from "./internal/idle.js";
 import { formatTarget } from "./routing/target.js";
+import { identitySummary } from "./client-identity.js";
 import type { ListenerConfig, Target } from "./types.js";
 
 export type { ConnectionState };
@@ -378,9 +379,4 @@ class Info implements ConnectionInfo {
   toJSON(): Record<string, unknown> {
     return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername, ...(this.identity ? { clientCert: identitySummary(this.identity) } : {}) };
   }
-}
-
-/** what logs say of a client certificate: who, whether it verified, which one */
-export function identitySummary(id: ClientIdentity): Record<string, unknown> {
-  return { subject: id.subject, issuer: id.issuer, verified: id.verified, ...(id.verifyError ? { verifyError: id.verifyError } : {}), serial: id.serialNumber, fingerprint256: id.fingerprint256 };
 }

@@ -103,6 +103,7 @@ export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeO
 export {
   describeCertificate,
   identityKeyFields,
+  identitySummary,
   VERIFY_CLIENT_MODES,
   type CertificateDescription,
   type ClientIdentity,
