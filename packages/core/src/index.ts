@@ -99,7 +99,7 @@ export { compileGlob, type GlobMatcher } from "./routing/glob.js";
 // connecting, relaying, TLS
 export { dial, type DialOptions } from "./dialer.js";
 export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } from "./relay.js";
-export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export { CertificateStore, DEFAULT_LISTENER_CIPHERS, TICKET_KEY_LIFETIME_MS, upgradeToTls, type UpgradeOptions } from "./tls.js";
 export {
   describeCertificate,
   identityKeyFields,

@@ -1,4 +1,4 @@
-import { constants, createHash } from "node:crypto";
+import { constants, createHash, randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
 import { ConnectionTimer, type Connection } from "./connection.js";
@@ -67,6 +67,12 @@ export function verifyClientMode(o: ListenerTls): VerifyClientMode | undefined {
 }
 
 /**
+ * How long a listener's session-ticket keys live: an hour, then new random keys (a reload of the
+ * certificates also makes new ones). A leaked key decrypts at most an hour of sessions.
+ */
+export const TICKET_KEY_LIFETIME_MS = 3_600_000;
+
+/**
  * Certificates of one listener, chosen by SNI: exact names first, then globs, then the
  * listener's default certificate. Contexts are built once.
  */
@@ -92,6 +98,25 @@ export class CertificateStore {
   }
 
   /** The context for a server name (undefined name → default). */
+  /**
+   * Session-ticket keys, one set per context: Node holds a single key, so a rotation ends the
+   * resumption of tickets issued before it (those clients make a full handshake once).
+   */
+  #ticketKeysAt = Date.now();
+
+  /** Replaces the ticket keys of every context of the listener (see TICKET_KEY_LIFETIME_MS). */
+  rotateTicketKeys(): void {
+    this.#ticketKeysAt = Date.now();
+    for (const context of [this.defaultContext, ...this.#exact.values(), ...this.#globs.map((g) => g.context)]) {
+      (context as SecureContext & { context: { setTicketKeys(keys: Buffer): void } }).context.setTicketKeys(randomBytes(48));
+    }
+  }
+
+  /** Rotates the ticket keys when they are older than `TICKET_KEY_LIFETIME_MS` (checked per handshake: no timer). */
+  rotateTicketKeysIfDue(now: number): void {
+    if (now - this.#ticketKeysAt >= TICKET_KEY_LIFETIME_MS) this.rotateTicketKeys();
+  }
+
   contextFor(servername: string | undefined): SecureContext {
     if (!servername) return this.defaultContext;
     const name = servername.toLowerCase();
@@ -134,6 +159,7 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
   const raw: Socket = conn.socket;
   if (options.head?.length) raw.unshift(options.head);
   const mode = store.verifyClient;
+  store.rotateTicketKeysIfDue(conn.startedAt);
   const tlsSocket = new TLSSocket(raw, {
     isServer: true,
     secureContext: store.defaultContext,
