@@ -128,6 +128,7 @@ export {
   type ProxyHeader,
   type ProxyHeaderInput,
   type ProxyHeaderParse,
+  type ProxySslInfo,
   type ProxyTlvEntry,
 } from "./proxy-protocol.js";
 export { CLIENT_HELLO_DEFAULT_LIMIT, ClientHelloError, ClientHelloReader, isGrease, type ClientHello } from "./tls-client-hello.js";

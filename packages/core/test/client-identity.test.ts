@@ -1,8 +1,8 @@
 import { once } from "node:events";
 import { connect as tlsConnect } from "node:tls";
 import { expect } from "chai";
-import { Proxy, silentLogger, type ClientIdentity, type ListenerTls, type MatchKeyKind, type RouteKey } from "@switchyard/core";
-import { configErrorMessage, createTestCa, expectNoActiveConnections, startEchoServer, startProxy, type CertPair, type StartedProxy, type TestCa, type TestServer } from "@switchyard/test-utils";
+import { parseProxyHeader, Proxy, silentLogger, type ClientIdentity, type ListenerTls, type MatchKeyKind, type RouteKey } from "@switchyard/core";
+import { configErrorMessage, createTestCa, expectNoActiveConnections, startEchoServer, startProxy, startTcpServer, waitFor, type CertPair, type StartedProxy, type TestCa, type TestServer } from "@switchyard/test-utils";
 import { parseSubjectAltName } from "../dist/client-identity.js";
 
 describe("client identity", () => {
@@ -94,6 +94,44 @@ describe("client identity", () => {
     expect(await roundTrip(port, mallory)).to.equal("");
     expect(await roundTrip(port, ca.issue({ commonName: "alice", client: true }))).to.equal("ping");
     expect(seen.map((i) => i?.subject)).to.deep.equal(["CN=alice"]);
+  });
+
+  it("sends the client's TLS and certificate CN in a PROXY v2 SSL TLV when the route sends PROXY v2", async () => {
+    const received: Buffer[] = [];
+    const backend = await startTcpServer((socket) => socket.on("data", (d: Buffer) => received.push(d)));
+    try {
+      started = await startProxy({
+        listeners: [{ name: "t", protocol: "tcp", port: 0, tls: { cert: server.cert, key: server.key, ca: ca.cert, verifyClient: "optional" } }],
+        routes: [{ name: "r", targets: [`127.0.0.1:${backend.port}`], options: { proxyProtocol: "v2" } }],
+      });
+      const ssl = async (cert: CertPair | undefined) => {
+        received.length = 0;
+        const s = tlsConnect({ host: "127.0.0.1", port: started!.port(), servername: "proxy.test", ca: ca.cert, ...(cert ?? {}) });
+        s.on("error", () => {});
+        await once(s, "secureConnect");
+        s.write("x");
+        await waitFor(() => Buffer.concat(received).includes("x"), 3000, "the relayed byte");
+        s.destroy();
+        const parsed = parseProxyHeader(Buffer.concat(received));
+        if (parsed.state !== "done") throw new Error("no PROXY header");
+        const t = parsed.header.tlvs.find((e) => e.type === 0x20)!.value;
+        const subs = new Map<number, string>();
+        for (let at = 5; at < t.length; at += 3 + t.readUInt16BE(at + 1)) subs.set(t[at]!, t.subarray(at + 3, at + 3 + t.readUInt16BE(at + 1)).toString());
+        return { client: t[0], verify: t.readUInt32BE(1), subs };
+      };
+      const withCert = await ssl(ca.issue({ commonName: "alice", client: true }));
+      expect(withCert.client).to.equal(0x03);
+      expect(withCert.verify).to.equal(0);
+      expect(withCert.subs.get(0x22)).to.equal("alice");
+      expect(withCert.subs.get(0x21)).to.equal("TLSv1.3");
+      expect(withCert.subs.get(0x23)).to.match(/^TLS_/);
+      const without = await ssl(undefined);
+      expect([without.client, without.verify, without.subs.has(0x22)]).to.deep.equal([0x01, 1, false]);
+      const foreignCert = await ssl(foreign.issue({ commonName: "eve", client: true }));
+      expect([foreignCert.client, foreignCert.verify, foreignCert.subs.get(0x22)]).to.deep.equal([0x03, 1, "eve"]);
+    } finally {
+      await backend.close();
+    }
   });
 
   it("checks verifyClient, crl and the ca they need when the proxy is built", () => {
