@@ -48,6 +48,7 @@ export function buildPki(): Pki {
 
 export interface HttpsAnswer {
   status: number;
+  message: string;
   body: string;
 }
 
@@ -60,7 +61,7 @@ export function httpsGet(port: number, p: Pki, client: CertPair | undefined, hea
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, message: res.statusMessage ?? "", body }));
         res.on("error", reject);
       },
     );

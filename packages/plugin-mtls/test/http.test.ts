@@ -86,8 +86,8 @@ describe("MtlsPlugin on HTTP", () => {
 
     it("answers 496 without a certificate, 495 for foreign, expired and revoked ones, 403 when not allowed", async () => {
       const port = await proxy({ verifyClient: "optional", crl: p.crl }, {}, routes());
-      expect((await httpsGet(port, p, undefined, {}, "/a")).status).to.equal(496);
-      expect((await httpsGet(port, p, p.stranger, {}, "/a")).status).to.equal(495);
+      expect(await httpsGet(port, p, undefined, {}, "/a")).to.include({ status: 496, message: "SSL Certificate Required" });
+      expect(await httpsGet(port, p, p.stranger, {}, "/a")).to.include({ status: 495, message: "SSL Certificate Error" });
       expect((await httpsGet(port, p, p.expired, {}, "/a")).status).to.equal(495);
       expect((await httpsGet(port, p, p.revoked, {}, "/a")).status).to.equal(495);
       expect((await httpsGet(port, p, p.bob, {}, "/a")).status).to.equal(403);
@@ -134,8 +134,8 @@ describe("MtlsPlugin on HTTP", () => {
         { name: "a", match: { clientSan: "spiffe://prod.test/tenant-a/*" }, targets: [`127.0.0.1:${backend.port}`] },
         { name: "b", match: { clientSubject: "O=Tenant B,*" }, targets: [`127.0.0.1:${other.port}`] },
       ]);
-      expect(await httpsGet(port, p, p.alice)).to.deep.equal({ status: 200, body: "ok" });
-      expect(await httpsGet(port, p, p.bob)).to.deep.equal({ status: 200, body: "b" });
+      expect(await httpsGet(port, p, p.alice)).to.include({ status: 200, body: "ok" });
+      expect(await httpsGet(port, p, p.bob)).to.include({ status: 200, body: "b" });
       // a foreign CA's certificate claiming tenant A's SAN does not route as tenant A (no route:
       // protocol-http answers 421 on a TLS connection)
       expect((await httpsGet(port, p, p.stranger)).status).to.equal(421);
