@@ -97,7 +97,6 @@ export class CertificateStore {
     }
   }
 
-  /** The context for a server name (undefined name → default). */
   /**
    * Session-ticket keys, one set per context: Node holds a single key, so a rotation ends the
    * resumption of tickets issued before it (those clients make a full handshake once).
@@ -117,6 +116,7 @@ export class CertificateStore {
     if (now - this.#ticketKeysAt >= TICKET_KEY_LIFETIME_MS) this.rotateTicketKeys();
   }
 
+  /** The context for a server name (undefined name → default). */
   contextFor(servername: string | undefined): SecureContext {
     if (!servername) return this.defaultContext;
     const name = servername.toLowerCase();
