@@ -1,8 +1,9 @@
 import { once } from "node:events";
 import { expect } from "chai";
 import pg from "pg";
+import mysql from "mysql2/promise";
 import type { CloseReason, ListenerTls, ProxyPlugin, RouteConfig } from "@switchyard/core";
-import { PostgresProtocol } from "@switchyard/protocol-tcp";
+import { MysqlProtocol, PostgresProtocol } from "@switchyard/protocol-tcp";
 import { MtlsPlugin } from "@switchyard/plugin-mtls";
 import { expectNoActiveConnections, startEchoServer, startProxy, startTcpServer, waitFor, type StartedProxy, type TestServer } from "@switchyard/test-utils";
 import { buildPki, pingThrough, tlsClient, type Pki } from "./fixtures.js";
@@ -119,7 +120,7 @@ describe("client identity on L4 listeners", () => {
       return started.port();
     }
     function client(port: number, cert: { cert: string; key: string } | undefined): pg.Client {
-      const c = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "test", ssl: { ca: p.ca.cert, servername: "proxy.test", ...(cert ?? {}) } });
+      const c = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "test", ssl: { ca: p.ca.cert, ...(cert ?? {}) } });
       c.on("error", () => {});
       return c;
     }
@@ -138,6 +139,29 @@ describe("client identity on L4 listeners", () => {
         )) as { code?: string } | undefined;
         expect(err?.code).to.equal("28000");
         await c.end().catch(() => {});
+      }
+    });
+  });
+
+  describe("MySQL (CLIENT_SSL, then TLS in place)", () => {
+    it("lets a client whose certificate the route allows in, and answers ERR 1045 / 28000 to others", async () => {
+      started = await startProxy({
+        listeners: [{ name: "my", protocol: "mysql", port: 0, tls: { cert: p.server.cert, key: p.server.key, ca: p.ca.cert, verifyClient: "optional" } }],
+        routes: [{ name: "r", targets: ["127.0.0.1:3306"], options: { mtls: { allowSubjects: ["*,CN=alice"] } } }],
+        plugins: [new MysqlProtocol(), new MtlsPlugin()],
+      });
+      const connect = (cert: { cert: string; key: string } | undefined) =>
+        mysql.createConnection({ host: "127.0.0.1", port: started!.port(), user: "root", password: "", connectTimeout: 10_000, ssl: { ca: p.ca.cert, ...(cert ?? {}) } });
+      const ok = await connect(p.alice);
+      const [rows] = await ok.query("select 6*7 as n");
+      expect((rows as Array<{ n: number }>)[0]!.n).to.equal(42);
+      await ok.end();
+      for (const cert of [p.bob, undefined]) {
+        const err = (await connect(cert).then(
+          async (c) => (await c.end(), undefined),
+          (e: unknown) => e,
+        )) as { errno?: number; sqlState?: string } | undefined;
+        expect([err?.errno, err?.sqlState]).to.deep.equal([1045, "28000"]);
       }
     });
   });
