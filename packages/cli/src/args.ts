@@ -12,6 +12,7 @@ export const USAGE = `Usage:
   switchyard                      run the embedded demo (TCP echo and HTTP hello behind a proxy)
   switchyard --config <file>      run a proxy from a config file (.json, .yaml/.yml, .mjs/.js)
   switchyard check <file>         validate a config file (and load its plugins), print "ok" or the problems
+  switchyard certs ca|server|client|crl|inspect   development certificates as PEM files (certs --help)
   switchyard --help | --version
 
 Signals: SIGTERM/SIGINT close gracefully; SIGHUP reloads routes and plugin options.

@@ -1,4 +1,4 @@
-import type { ListenerConfig, ProxyPlugin, RouteConfig, Timeouts } from "@switchyard/core";
+import type { ListenerConfig, ProxyPlugin, RouteConfig, Timeouts, VerifyClientMode } from "@switchyard/core";
 
 /**
  * A listener protocol: core's "tcp", one the command loads itself (`PROTOCOLS`: http, postgres,
@@ -25,6 +25,10 @@ export interface TlsEntry {
   ciphers?: string;
   /** prefer the listener's cipher order to the client's (default false) */
   honorCipherOrder?: boolean;
+  /** client certificates: "required" | "optional" | "optional-no-ca" (core's VerifyClientMode) */
+  verifyClient?: VerifyClientMode;
+  /** certificate revocation list (file or PEM), re-read on SIGHUP with the certificates */
+  crl?: PemSource;
 }
 
 /** A listener as written in a config file: core's ListenerConfig with TLS material as files. */

@@ -7,7 +7,7 @@
  * (a reload): with `log.level: warn` the proxy has no `requestComplete` listener, so a protocol
  * checking `listenerCount` does not even build the record.
  */
-import { formatTarget, type ConnectionInfo, type Proxy, type ProxyEvents, type RequestRecord } from "@switchyard/core";
+import { formatTarget, identitySummary, type ConnectionInfo, type Proxy, type ProxyEvents, type RequestRecord } from "@switchyard/core";
 import type { CommandLogger } from "./logger.js";
 
 /** `host:port`, with an IPv6 host in brackets. */
@@ -42,6 +42,7 @@ function wirings(log: CommandLogger): Wiring[] {
           route: info.route ?? null,
           target: info.target ?? null,
           ...(info.error ? { error: info.error.message } : {}),
+          ...(c.identity ? { clientCert: identitySummary(c.identity) } : {}),
         }),
     },
     { event: "requestComplete", level: "info", listener: (r) => log.infoJson(`${r.protocol}.request`, requestJson(r)) },

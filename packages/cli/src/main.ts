@@ -1,6 +1,7 @@
 /** The `switchyard` command: dispatches parsed arguments, returns the exit code. */
 import { readFileSync } from "node:fs";
 import { parseArgs, USAGE } from "./args.js";
+import { runCerts } from "./certs.js";
 import { runDemo } from "./demo.js";
 import { PendingSignals } from "./pending-signals.js";
 import { prepareFile } from "./prepare.js";
@@ -19,6 +20,7 @@ function printProblems(file: string, problems: readonly string[]): void {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "certs") return runCerts(argv.slice(1));
   const cmd = parseArgs(argv);
   switch (cmd.kind) {
     case "help":

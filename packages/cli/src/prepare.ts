@@ -339,6 +339,8 @@ async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, p
   if (t.minVersion !== undefined) tls.minVersion = t.minVersion;
   if (t.ciphers !== undefined) tls.ciphers = t.ciphers;
   if (t.honorCipherOrder !== undefined) tls.honorCipherOrder = t.honorCipherOrder;
+  if (t.verifyClient !== undefined) tls.verifyClient = t.verifyClient;
+  if (t.crl !== undefined) tls.crl = await pem(t.crl, `${path}.crl`);
   // every pair is checked the way core's CertificateStore builds its context: with the listener's ca
   const check = (cert: PemSource, key: PemSource, at: string, fields: string[]) => {
     if (reported(...fields, `${path}.ca`)) return;
@@ -349,6 +351,13 @@ async function readTls(t: TlsEntry, path: string, baseDir: string | undefined, p
     }
   };
   check(tls.cert, tls.key, path, [`${path}.cert`, `${path}.key`]);
+  if (tls.crl !== undefined && !reported(`${path}.crl`, `${path}.ca`)) {
+    try {
+      createSecureContext({ ...(tls.ca ? { ca: tls.ca } : {}), crl: tls.crl });
+    } catch (err) {
+      problems.push(`${path}.crl: invalid CRL: ${(err as Error).message}`);
+    }
+  }
   if (isObject(t.sni)) {
     const sni: Array<[string, { cert: string | Buffer; key: string | Buffer }]> = [];
     for (const [host, e] of Object.entries(t.sni)) {

@@ -6,7 +6,7 @@
  */
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
-import { parseTarget, type ProxyPlugin, type TargetInput } from "@switchyard/core";
+import { parseTarget, VERIFY_CLIENT_MODES, type ProxyPlugin, type TargetInput, type VerifyClientMode } from "@switchyard/core";
 import type { ListenerEntry, PluginEntry, RouteEntry, SwitchyardConfig } from "./config.js";
 import { PROTOCOLS } from "./protocols.js";
 import { didYouMean, oneOf } from "./suggest.js";
@@ -26,7 +26,7 @@ export interface CheckedConfig extends ValidationResult {
 
 const TOP_KEYS = ["listeners", "routes", "plugins", "protocols", "timeouts", "shutdownTimeout", "log", "$schema"];
 const LISTENER_KEYS = ["name", "protocol", "host", "port", "tls", "timeouts", "maxConnections", "options", "proxyProtocol"];
-const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized", "minVersion", "ciphers", "honorCipherOrder"];
+const TLS_KEYS = ["cert", "key", "ca", "sni", "requestCert", "rejectUnauthorized", "verifyClient", "crl", "minVersion", "ciphers", "honorCipherOrder"];
 /** core's listener `minVersion` values */
 const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"];
 const ROUTE_KEYS = ["name", "listener", "match", "targets", "lb", "priority", "options"];
@@ -171,6 +171,10 @@ function checkTls(c: Checker, p: string, tls: unknown): void {
   pem(`${p}.cert`, tls.cert, true);
   pem(`${p}.key`, tls.key, true);
   pem(`${p}.ca`, tls.ca, false);
+  pem(`${p}.crl`, tls.crl, false);
+  if (tls.verifyClient !== undefined && !VERIFY_CLIENT_MODES.includes(tls.verifyClient as VerifyClientMode)) {
+    c.add(`${p}.verifyClient`, oneOf(tls.verifyClient, VERIFY_CLIENT_MODES));
+  }
   for (const k of ["requestCert", "rejectUnauthorized", "honorCipherOrder"]) {
     if (tls[k] !== undefined && typeof tls[k] !== "boolean") c.add(`${p}.${k}`, "must be true or false");
   }

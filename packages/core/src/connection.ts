@@ -1,11 +1,12 @@
 import type { Socket } from "node:net";
-import type { CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
+import type { ClientIdentity, CloseInfo, CloseReason, ConnectionInfo } from "./vocabulary.js";
 import type { ProtocolContext } from "./protocol-context.js";
 import type { Proxy } from "./proxy.js";
 import type { Route } from "./routing/route.js";
 import { canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 import { clock } from "./internal/idle.js";
 import { formatTarget } from "./routing/target.js";
+import { identitySummary } from "./client-identity.js";
 import type { ListenerConfig, Target } from "./types.js";
 
 export type { ConnectionState };
@@ -144,6 +145,11 @@ export class Connection {
       this.#info.clientIp = this.#client.ip;
       this.#info.clientPort = port;
     }
+  }
+
+  /** the client certificate's identity (after a TLS upgrade that asked for one), without building `info` */
+  get identity(): ClientIdentity | undefined {
+    return this.#info?.identity;
   }
 
   /** the client's address ("::ffff:" stripped from IPv4-mapped addresses) */
@@ -356,7 +362,7 @@ class Info implements ConnectionInfo {
   clientPort: number;
   tls = false;
   servername: string | undefined = undefined;
-  identity?: Readonly<Record<string, unknown>>;
+  identity: ClientIdentity | undefined = undefined;
   readonly #socket: Socket;
   #localPort: number | undefined;
   constructor(id: string, listener: Readonly<ListenerConfig>, socket: Socket, client?: { ip: string; port: number }) {
@@ -371,6 +377,6 @@ class Info implements ConnectionInfo {
     return (this.#localPort ??= this.#socket.localPort ?? 0);
   }
   toJSON(): Record<string, unknown> {
-    return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername };
+    return { id: this.id, listener: this.listener, protocol: this.protocol, clientIp: this.clientIp, clientPort: this.clientPort, localPort: this.localPort, tls: this.tls, servername: this.servername, ...(this.identity ? { clientCert: identitySummary(this.identity) } : {}) };
   }
 }

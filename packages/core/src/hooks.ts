@@ -1,6 +1,6 @@
-import { AsyncSeriesBailHook, AsyncSeriesWaterfallHook, SyncHook } from "tapable";
+import { AsyncSeriesBailHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook } from "tapable";
 import type { Connection } from "./connection.js";
-import { PluginError } from "./errors.js";
+import { PluginError, type ResolveError } from "./errors.js";
 import type { ProxyRequest, UpstreamResponse } from "./messages.js";
 import type { RouteMatchResult } from "./routing/route.js";
 import type { CloseInfo, RouteKey } from "./vocabulary.js";
@@ -14,6 +14,11 @@ export interface Rejection {
 export interface ResolveRequest {
   readonly key: RouteKey;
   readonly connection: Connection;
+}
+
+/** Argument of `onRouted`: the key, its connection and the route it matched. */
+export interface RoutedRequest extends ResolveRequest {
+  readonly match: RouteMatchResult;
 }
 
 export type { CloseInfo, CloseReason } from "./vocabulary.js";
@@ -31,6 +36,14 @@ function createHooks() {
      * `Stage.DEFAULT_ROUTES`; throw a `ResolveError` to refuse with a typed reason.
      */
     onResolve: new AsyncSeriesBailHook<[ResolveRequest], RouteMatchResult | undefined>(["request"], "onResolve"),
+    /**
+     * Fires once a route answered a key (`proxy.resolve`), before the protocol connects: the
+     * place for authorization that depends on the route (plugin-mtls's allow-lists). A tap
+     * (`tap`, synchronous) returns a `ResolveError` to refuse (kind `FORBIDDEN` for "not
+     * allowed"); each protocol answers it as it answers a resolver's refusal (HTTP 403, a
+     * PostgreSQL ErrorResponse, a MySQL ERR packet, SMTP 5xx, a closed TCP connection).
+     */
+    onRouted: new SyncBailHook<[RoutedRequest], ResolveError | undefined>(["request"], "onRouted"),
     /**
      * Fires for each L7 message before it goes upstream. Taps return the (possibly changed)
      * message, may set `target`, or set `response` to answer directly.

@@ -15,7 +15,7 @@ export { Connection, ConnectionTimer, defineConnectionTimer, type Cleanup, type 
 export { CONNECTION_TRANSITIONS, canTransition, IllegalTransitionError, type ConnectionState } from "./connection-state.js";
 
 // hooks, plugins, protocols, logging
-export { defineHooks, type ProxyHooks, type Rejection, type ResolveRequest } from "./hooks.js";
+export { defineHooks, type ProxyHooks, type Rejection, type ResolveRequest, type RoutedRequest } from "./hooks.js";
 export { Stage, type StageName } from "./stage.js";
 export {
   createJsonLogger,
@@ -94,6 +94,7 @@ export { RouteTable } from "./routing/route-table.js";
 export { CachedResolver, withResolverTimeout, type CachedResolverOptions } from "./routing/resolver-cache.js";
 export { formatTarget, parseTarget } from "./routing/target.js";
 export { IpMatcher } from "./routing/cidr.js";
+export { compileGlob, type GlobMatcher } from "./routing/glob.js";
 
 // connecting, relaying, TLS
 export { dial, type DialOptions } from "./dialer.js";
@@ -101,7 +102,17 @@ export { EARLY_READ_LIMIT, earlyRead, onSocketEnd, relay, type RelayOptions } fr
 export type { ConnectUpstreamOptions } from "./internal/upstream-connect.js";
 export { UPSTREAM_HANDSHAKE_TIMER, UpstreamHandshake, type UpstreamHandshakeOptions } from "./upstream-handshake.js";
 export { UPSTREAM_TLS_TIMER, upgradeUpstream, type UpstreamTlsOptions } from "./upstream-tls.js";
-export { CertificateStore, DEFAULT_LISTENER_CIPHERS, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export { CertificateStore, DEFAULT_LISTENER_CIPHERS, TICKET_KEY_LIFETIME_MS, upgradeToTls, type UpgradeOptions } from "./tls.js";
+export {
+  describeCertificate,
+  identityKeyFields,
+  identitySummary,
+  VERIFY_CLIENT_MODES,
+  type CertificateDescription,
+  type ClientIdentity,
+  type ClientSans,
+  type VerifyClientMode,
+} from "./client-identity.js";
 export { TcpProtocol } from "./tcp-protocol.js";
 
 // PROXY protocol (v1/v2) and the TLS ClientHello, for protocols that read or write them
@@ -120,6 +131,7 @@ export {
   type ProxyHeader,
   type ProxyHeaderInput,
   type ProxyHeaderParse,
+  type ProxySslInfo,
   type ProxyTlvEntry,
 } from "./proxy-protocol.js";
 export { CLIENT_HELLO_DEFAULT_LIMIT, ClientHelloError, ClientHelloReader, isGrease, type ClientHello } from "./tls-client-hello.js";

@@ -12,6 +12,7 @@ import { ConfigError, ResolveError } from "./errors.js";
 import type { Logger, ProtocolHandler, ProxyPlugin, RouteOptionsReader } from "./plugin.js";
 import type { Route } from "./routing/route.js";
 import type { ListenerConfig, ListenerTls, RouteConfig } from "./types.js";
+import { VERIFY_CLIENT_MODES } from "./client-identity.js";
 import type { RouteKey } from "./vocabulary.js";
 import { proxyProtocolProblems } from "./proxy-protocol-accept.js";
 
@@ -113,6 +114,25 @@ export function listenerTlsProblems(tls: Readonly<ListenerTls> | undefined, wher
   if (tls.honorCipherOrder !== undefined && typeof tls.honorCipherOrder !== "boolean") {
     problems.push(`${where}.honorCipherOrder must be a boolean`);
   }
+  problems.push(...clientCertificateProblems(tls, where));
+  return problems;
+}
+
+const isPem = (v: unknown): boolean => typeof v === "string" || Buffer.isBuffer(v);
+
+/** The client-certificate settings of a listener's `tls`: `verifyClient`, `crl`, and the `ca` they need. */
+function clientCertificateProblems(tls: Readonly<ListenerTls>, where: string): string[] {
+  const problems: string[] = [];
+  const mode = tls.verifyClient;
+  if (mode !== undefined && !VERIFY_CLIENT_MODES.includes(mode)) {
+    problems.push(`${where}.verifyClient must be ${VERIFY_CLIENT_MODES.map((v) => `"${v}"`).join(", ")}, got ${JSON.stringify(mode)}`);
+  }
+  if (tls.crl !== undefined && !(isPem(tls.crl) || (Array.isArray(tls.crl) && tls.crl.length > 0 && tls.crl.every(isPem)))) {
+    problems.push(`${where}.crl must be PEM text (or a list of them)`);
+  }
+  const verifies = (mode !== undefined && mode !== "optional-no-ca") || (mode === undefined && tls.requestCert === true);
+  if (verifies && tls.ca === undefined) problems.push(`${where}.ca is needed to verify client certificates (or use verifyClient: "optional-no-ca")`);
+  if (tls.crl !== undefined && !verifies && mode !== "optional-no-ca") problems.push(`${where}.crl is used only with verifyClient`);
   return problems;
 }
 

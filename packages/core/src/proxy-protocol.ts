@@ -288,6 +288,35 @@ export interface ProxyHeaderInput {
   authority?: string | undefined;
   /** v2 only: PP2_TYPE_ALPN */
   alpn?: string | undefined;
+  /** v2 only: PP2_TYPE_SSL, for a client connection whose TLS the proxy terminated */
+  ssl?: ProxySslInfo | undefined;
+}
+
+/** What PP2_TYPE_SSL says of the client's TLS (HAProxy's `send-proxy-v2-ssl` / `-ssl-cn`). */
+export interface ProxySslInfo {
+  /** "TLSv1.3" (PP2_SUBTYPE_SSL_VERSION) */
+  version?: string | undefined;
+  /** OpenSSL cipher name (PP2_SUBTYPE_SSL_CIPHER) */
+  cipher?: string | undefined;
+  /** the client certificate's common name (PP2_SUBTYPE_SSL_CN); its presence sets PP2_CLIENT_CERT_CONN */
+  cn?: string | undefined;
+  /** the client sent a certificate */
+  clientCert: boolean;
+  /** the client certificate verified (the `verify` field is 0 only then) */
+  verified: boolean;
+}
+
+/** PP2_TYPE_SSL: client flags, verify result, then the sub-TLVs given. */
+function sslTlv(ssl: ProxySslInfo): Buffer {
+  const subs: Buffer[] = [];
+  if (ssl.version) subs.push(tlv(0x21, Buffer.from(ssl.version, "latin1")));
+  if (ssl.cn !== undefined) subs.push(tlv(0x22, Buffer.from(ssl.cn, "utf8")));
+  if (ssl.cipher) subs.push(tlv(0x23, Buffer.from(ssl.cipher, "latin1")));
+  const head = Buffer.alloc(5);
+  // PP2_CLIENT_SSL, and PP2_CLIENT_CERT_CONN when a certificate came on this connection
+  head[0] = 0x01 | (ssl.clientCert ? 0x02 : 0);
+  head.writeUInt32BE(ssl.clientCert && ssl.verified ? 0 : 1, 1);
+  return tlv(ProxyTlv.SSL, Buffer.concat([head, ...subs]));
 }
 
 interface Pair {
@@ -320,13 +349,14 @@ export function encodeProxyHeaderV1(input: ProxyHeaderInput): Buffer {
 }
 
 /**
- * A version 2 header, command PROXY over TCP, with the AUTHORITY and ALPN TLVs when given.
+ * A version 2 header, command PROXY over TCP, with the AUTHORITY, ALPN and SSL TLVs when given.
  * Addresses that are not IPs give family UNSPEC (the receiver uses the connection's own).
  */
 export function encodeProxyHeaderV2(input: ProxyHeaderInput): Buffer {
   const tlvs: Buffer[] = [];
   if (input.alpn) tlvs.push(tlv(ProxyTlv.ALPN, Buffer.from(input.alpn, "latin1")));
   if (input.authority) tlvs.push(tlv(ProxyTlv.AUTHORITY, Buffer.from(input.authority, "utf8")));
+  if (input.ssl) tlvs.push(sslTlv(input.ssl));
   return encodeV2("PROXY", input, tlvs);
 }
 

@@ -26,6 +26,7 @@ import { RouteTable } from "./routing/route-table.js";
 import { Stage } from "./stage.js";
 import { StatsCollector, type ProxyStats } from "./stats.js";
 import { CertificateStore, tlsHandshakeInProgress, upgradeToTls } from "./tls.js";
+import { identityKeyFields } from "./client-identity.js";
 import {
   applyListenerChanges,
   bindListener,
@@ -510,11 +511,20 @@ export class Proxy implements ProtocolContext {
    */
   async resolve(conn: Connection, key: RouteKey): Promise<RouteMatchResult> {
     enterRouting(conn);
+    if (conn.identity !== undefined) Object.assign(key, identityKeyFields(conn.identity));
     const match = await this.hooks.onResolve.promise({ key, connection: conn });
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
     this.#options.checkAnswered(match.route, key);
+    this.#authorize(conn, key, match);
     this.#route(conn, match.route);
     return match;
+  }
+
+  /** `onRouted` taps may refuse the route they were given: their ResolveError is thrown */
+  #authorize(conn: Connection, key: RouteKey, match: RouteMatchResult): void {
+    if (!this.hooks.onRouted.isUsed()) return;
+    const refusal = this.hooks.onRouted.call({ key, connection: conn, match });
+    if (refusal !== undefined) throw refusal;
   }
 
   /**
@@ -537,8 +547,10 @@ export class Proxy implements ProtocolContext {
   tryResolveSync(conn: Connection, key: RouteKey): RouteMatchResult | undefined {
     if (this.hooks.onResolve.taps.length !== 1) return undefined;
     enterRouting(conn);
+    if (conn.identity !== undefined) Object.assign(key, identityKeyFields(conn.identity));
     const match = this.#routes.match(key);
     if (!match) throw new RouteNotFoundError(`no route for ${describeKey(key)}`);
+    this.#authorize(conn, key, match);
     this.#route(conn, match.route);
     return match;
   }

@@ -1,8 +1,9 @@
-import { constants } from "node:crypto";
+import { constants, createHash, randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from "node:tls";
 import { ConnectionTimer, type Connection } from "./connection.js";
 import { ProtocolError, UpstreamTimeoutError } from "./errors.js";
+import { readClientIdentity, type VerifyClientMode } from "./client-identity.js";
 import { compileHostGlob } from "./routing/glob.js";
 import type { ListenerTls } from "./types.js";
 
@@ -38,11 +39,38 @@ function listenerContextOptions(o: ListenerTls, cert: string | Buffer, key: stri
     ciphers: o.ciphers ?? extra?.ciphers ?? DEFAULT_LISTENER_CIPHERS,
     honorCipherOrder: o.honorCipherOrder ?? extra?.honorCipherOrder ?? false,
     secureOptions: (extra?.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
+    sessionIdContext: extra?.sessionIdContext ?? sessionIdContext(o, cert),
     cert,
     key,
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.crl ? { crl: o.crl } : {}),
   };
 }
+
+/**
+ * OpenSSL resumes a session only within the context it was made in, and refuses to resume at all
+ * (an "internal error" alert) when client certificates are asked for and no context id is set —
+ * what `tls.Server` sets and an in-place upgrade has to set itself. Derived from the certificate,
+ * CAs and mode, so a session never resumes under other verification settings.
+ */
+function sessionIdContext(o: ListenerTls, cert: string | Buffer): string {
+  const h = createHash("sha256").update(cert).update(String(verifyClientMode(o)));
+  for (const ca of [o.ca ?? []].flat()) h.update(ca);
+  return h.digest("hex").slice(0, 32);
+}
+
+/** A listener's client-certificate mode: `verifyClient`, or what the older `requestCert` means. */
+export function verifyClientMode(o: ListenerTls): VerifyClientMode | undefined {
+  if (o.verifyClient !== undefined) return o.verifyClient;
+  if (o.requestCert !== true) return undefined;
+  return o.rejectUnauthorized === false ? "optional" : "required";
+}
+
+/**
+ * How long a listener's session-ticket keys live: an hour, then new random keys (a reload of the
+ * certificates also makes new ones). A leaked key decrypts at most an hour of sessions.
+ */
+export const TICKET_KEY_LIFETIME_MS = 3_600_000;
 
 /**
  * Certificates of one listener, chosen by SNI: exact names first, then globs, then the
@@ -53,9 +81,12 @@ export class CertificateStore {
   readonly #exact = new Map<string, SecureContext>();
   readonly #globs: Array<{ match: (host: string) => boolean; context: SecureContext }> = [];
   readonly options: ListenerTls;
+  /** how client certificates are asked for and checked (undefined: not asked for) */
+  readonly verifyClient: VerifyClientMode | undefined;
 
   constructor(options: ListenerTls) {
     this.options = options;
+    this.verifyClient = verifyClientMode(options);
     this.defaultContext = createSecureContext(listenerContextOptions(options, options.cert, options.key));
     for (const [name, pair] of Object.entries(options.sni ?? {})) {
       const context = createSecureContext(listenerContextOptions(options, pair.cert, pair.key));
@@ -64,6 +95,25 @@ export class CertificateStore {
         this.#globs.push({ match: (h) => g.match(h), context });
       } else this.#exact.set(name.toLowerCase(), context);
     }
+  }
+
+  /**
+   * Session-ticket keys, one set per context: Node holds a single key, so a rotation ends the
+   * resumption of tickets issued before it (those clients make a full handshake once).
+   */
+  #ticketKeysAt = Date.now();
+
+  /** Replaces the ticket keys of every context of the listener (see TICKET_KEY_LIFETIME_MS). */
+  rotateTicketKeys(): void {
+    this.#ticketKeysAt = Date.now();
+    for (const context of [this.defaultContext, ...this.#exact.values(), ...this.#globs.map((g) => g.context)]) {
+      (context as SecureContext & { context: { setTicketKeys(keys: Buffer): void } }).context.setTicketKeys(randomBytes(48));
+    }
+  }
+
+  /** Rotates the ticket keys when they are older than `TICKET_KEY_LIFETIME_MS` (checked per handshake: no timer). */
+  rotateTicketKeysIfDue(now: number): void {
+    if (now - this.#ticketKeysAt >= TICKET_KEY_LIFETIME_MS) this.rotateTicketKeys();
   }
 
   /** The context for a server name (undefined name → default). */
@@ -108,13 +158,15 @@ export interface UpgradeOptions {
 export function upgradeToTls(conn: Connection, store: CertificateStore, options: UpgradeOptions): Promise<TLSSocket> {
   const raw: Socket = conn.socket;
   if (options.head?.length) raw.unshift(options.head);
-  const o = store.options;
+  const mode = store.verifyClient;
+  store.rotateTicketKeysIfDue(conn.startedAt);
   const tlsSocket = new TLSSocket(raw, {
     isServer: true,
     secureContext: store.defaultContext,
     SNICallback: store.sniCallback,
-    requestCert: o.requestCert === true,
-    rejectUnauthorized: o.requestCert === true && o.rejectUnauthorized !== false,
+    requestCert: mode !== undefined,
+    // "required": a client without a certificate fails the handshake
+    rejectUnauthorized: mode === "required",
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
   });
   tlsSocket.on("error", (err) => conn.destroy("client-error", err));
@@ -133,10 +185,16 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
       handshaking.delete(conn);
       tlsSocket.off("end", endedEarly);
       conn.clearTimer(ConnectionTimer.TLS_HANDSHAKE);
-      if (o.requestCert === true && !clientCertificateAccepted(tlsSocket, o.rejectUnauthorized !== false)) {
-        const code = String(tlsSocket.authorizationError ?? "unverifiable");
-        conn.destroy("client-error", new ProtocolError(`client certificate rejected: ${code}`));
-        return;
+      if (mode !== undefined) {
+        const verifyError = clientCertificateVerdict(tlsSocket);
+        const identity = readClientIdentity(tlsSocket, verifyError, mode);
+        if (mode === "required" && verifyError !== null) {
+          const error = new ProtocolError(`client certificate rejected: ${verifyError}`);
+          conn.context.logger.info("client certificate rejected", { id: conn.id, listener: conn.listener.name, error: verifyError, ...(identity ? { subject: identity.subject, fingerprint256: identity.fingerprint256 } : {}) });
+          conn.destroy("client-error", error);
+          return;
+        }
+        if (identity !== undefined) conn.info.identity = identity;
       }
       conn.info.tls = true;
       const sn = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
@@ -149,21 +207,21 @@ export function upgradeToTls(conn: Connection, store: CertificateStore, options:
 /**
  * Node checks a client certificate only for sockets of a `tls.Server`; an accepted socket
  * upgraded in place gets no check, and would take a certificate from any CA. This is the same
- * check: OpenSSL's verdict on the chain (`verifyError`) sets `authorized` / `authorizationError`.
- * A client without a certificate is already refused in the handshake when `rejectUnauthorized`.
- * Returns false when the connection must be refused (fails closed if the verdict is unavailable).
+ * check: OpenSSL's verdict on the chain (`verifyError`, which counts the listener's `ca` and
+ * `crl`) sets `authorized` / `authorizationError`, and is returned: null when verified, else its
+ * code (fails closed, `VERIFY_RESULT_UNAVAILABLE`, when the verdict cannot be read). A client
+ * that sent no certificate gets `NO_CERTIFICATE` (refused in the handshake when required).
  */
-function clientCertificateAccepted(socket: TLSSocket, rejectUnauthorized: boolean): boolean {
+function clientCertificateVerdict(socket: TLSSocket): string | null {
   const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== "function") {
-    (socket as { authorizationError: unknown }).authorizationError = "VERIFY_RESULT_UNAVAILABLE";
-    return !rejectUnauthorized;
+  let code: string | null;
+  if (typeof handle?.verifyError !== "function") code = "VERIFY_RESULT_UNAVAILABLE";
+  else {
+    const err = handle.verifyError();
+    code = err === null || err === undefined ? null : (err.code ?? err.message);
   }
-  const err = handle.verifyError();
-  if (err === null || err === undefined) {
-    socket.authorized = true;
-    return true;
-  }
-  (socket as { authorizationError: unknown }).authorizationError = err.code ?? err.message;
-  return !rejectUnauthorized;
+  if (code === null && socket.getPeerX509Certificate() === undefined) code = "NO_CERTIFICATE";
+  if (code === null) socket.authorized = true;
+  else (socket as { authorizationError: unknown }).authorizationError = code;
+  return code;
 }

@@ -1,4 +1,5 @@
 import type { SecureContextOptions } from "node:tls";
+import type { VerifyClientMode } from "./client-identity.js";
 
 /** Where traffic goes. Parsed from "host:port", "[::1]:5432", "http://h:p" or "https://h". */
 export interface Target {
@@ -66,9 +67,22 @@ export type { RouteKey } from "./vocabulary.js";
 export interface ListenerTls {
   cert: string | Buffer;
   key: string | Buffer;
-  ca?: string | Buffer;
+  /** CA certificate(s) that client certificates must chain to (PEM) */
+  ca?: string | Buffer | Array<string | Buffer>;
   sni?: Record<string, { cert: string | Buffer; key: string | Buffer }>;
-  /** request and verify client certificates (used by plugin-mtls) */
+  /**
+   * ask clients for a certificate and verify it (nginx's `ssl_verify_client`): `"required"`,
+   * `"optional"` or `"optional-no-ca"`; see `VerifyClientMode`. The identity lands in
+   * `ConnectionInfo.identity`. Needs `ca`.
+   */
+  verifyClient?: VerifyClientMode;
+  /**
+   * certificate revocation list(s), PEM, of every CA in `ca`: a revoked client certificate fails
+   * verification (`CERT_REVOKED`). With a CRL set, a CA without one fails verification too
+   * (`UNABLE_TO_GET_CRL`), as OpenSSL checks the whole chain.
+   */
+  crl?: string | Buffer | Array<string | Buffer>;
+  /** older spelling: `requestCert: true` is `verifyClient: "required"`, or `"optional"` with `rejectUnauthorized: false` */
   requestCert?: boolean;
   rejectUnauthorized?: boolean;
   /** lowest protocol version accepted (default "TLSv1.2") */

@@ -76,6 +76,45 @@ export interface ConnectionInfo {
   readonly tls: boolean;
   /** SNI the client sent, when TLS was terminated */
   readonly servername?: string | undefined;
-  /** authenticated client certificate subject/fingerprint, set by plugin-mtls */
-  identity?: Readonly<Record<string, unknown>>;
+  /**
+   * the client certificate's identity, set by core after the TLS upgrade of the client socket
+   * when the listener asks for certificates (`tls.verifyClient`) and the client sent one
+   */
+  identity?: ClientIdentity | undefined;
+}
+
+/** Subject alternative names of a client certificate, by type. */
+export interface ClientSans {
+  readonly dns: readonly string[];
+  /** URIs, SPIFFE IDs (`spiffe://trust-domain/path`) among them */
+  readonly uri: readonly string[];
+  readonly email: readonly string[];
+  readonly ip: readonly string[];
+}
+
+/** What a client certificate says, and whether the listener could verify it (client-identity.ts). */
+export interface ClientIdentity {
+  /** the chain verified against the listener's `ca` (and `crl`) */
+  readonly verified: boolean;
+  /** OpenSSL's reason when not verified (`CERT_HAS_EXPIRED`, `CERT_REVOKED`, …) */
+  readonly verifyError: string | undefined;
+  /** not verified, but the listener's mode lets it through (`optional-no-ca`, unknown issuer only) */
+  readonly tolerated: boolean;
+  /** RFC 4514 (`CN=alice,O=Tenant A`) */
+  readonly subject: string;
+  readonly commonName: string | undefined;
+  /** RFC 4514 */
+  readonly issuer: string;
+  readonly sans: ClientSans;
+  /** lowercase hex */
+  readonly serialNumber: string;
+  /** ISO 8601 */
+  readonly validFrom: string;
+  readonly validTo: string;
+  /** SHA-256 of the DER certificate, lowercase hex without separators */
+  readonly fingerprint256: string;
+  /** the certificate, DER */
+  readonly der: Buffer;
+  /** the rest of the chain the handshake saw (DER, leaf excluded, issuer order) */
+  readonly chain: readonly Buffer[];
 }

@@ -28,7 +28,7 @@ describe("hooks", () => {
   it("are frozen and declared once per proxy", () => {
     const proxy = new Proxy({ listeners: [], logger: silentLogger });
     expect(Object.isFrozen(proxy.hooks)).to.equal(true);
-    expect(Object.keys(proxy.hooks)).to.deep.equal(["onAccept", "onResolve", "onRequest", "onUpstreamResponse", "onClose"]);
+    expect(Object.keys(proxy.hooks)).to.deep.equal(["onAccept", "onResolve", "onRouted", "onRequest", "onUpstreamResponse", "onClose"]);
     expect(new Proxy({ listeners: [], logger: silentLogger }).hooks.onAccept).to.not.equal(proxy.hooks.onAccept);
   });
 

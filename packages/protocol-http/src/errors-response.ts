@@ -42,6 +42,9 @@ export const STATUS_TEXT: Record<number, string> = {
   417: "Expectation Failed",
   421: "Misdirected Request",
   431: "Request Header Fields Too Large",
+  // nginx's codes for client certificates (plugin-mtls)
+  495: "SSL Certificate Error",
+  496: "SSL Certificate Required",
   500: "Internal Server Error",
   501: "Not Implemented",
   502: "Bad Gateway",

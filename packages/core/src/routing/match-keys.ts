@@ -13,11 +13,13 @@ import { ConfigError } from "../errors.js";
  * - `"glob"`: case-sensitive glob (`orders_*`);
  * - `"host-glob"`: case-insensitive host glob by labels (`*.example.com`, `**.example.com`; a port
  *   and a trailing dot are ignored);
- * - `"cidr"`: IP addresses and CIDR ranges (`10.0.0.0/8`, `::1`).
+ * - `"cidr"`: IP addresses and CIDR ranges (`10.0.0.0/8`, `::1`);
+ * - `"glob-any"`: the key holds several values, one per line (a certificate's SANs): matches when
+ *   any of them matches a case-sensitive glob.
  */
-export type MatchKeyKind = "glob" | "host-glob" | "cidr";
+export type MatchKeyKind = "glob" | "host-glob" | "cidr" | "glob-any";
 
-const KINDS: readonly MatchKeyKind[] = ["glob", "host-glob", "cidr"];
+const KINDS: readonly MatchKeyKind[] = ["glob", "host-glob", "cidr", "glob-any"];
 
 /** Route-table fields with matchers of their own (not registrable). */
 const RESERVED: ReadonlySet<string> = new Set(["path", "method", "listener", "protocol"]);
@@ -30,7 +32,7 @@ export interface MatchKeyLookup {
 /** The keys every proxy knows. */
 export const CORE_MATCH_KEYS: MatchKeyLookup = Object.freeze({
   kindOf: (name: string): MatchKeyKind | undefined =>
-    name === "host" || name === "sni" ? "host-glob" : name === "clientIp" ? "cidr" : undefined,
+    name === "host" || name === "sni" ? "host-glob" : name === "clientIp" ? "cidr" : name === "clientSubject" ? "glob" : name === "clientSan" ? "glob-any" : undefined,
 });
 
 /** The match keys of one proxy: core's, then those protocols registered. */
@@ -39,6 +41,9 @@ export class MatchKeys implements MatchKeyLookup {
     ["host", { kind: "host-glob", by: "core" }],
     ["sni", { kind: "host-glob", by: "core" }],
     ["clientIp", { kind: "cidr", by: "core" }],
+    // a verified client certificate's RFC 4514 subject and SANs (client-identity.ts)
+    ["clientSubject", { kind: "glob", by: "core" }],
+    ["clientSan", { kind: "glob-any", by: "core" }],
   ]);
 
   /**

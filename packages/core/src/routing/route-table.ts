@@ -92,6 +92,10 @@ function compileCheck(
       return { check: { field, test: (v: string) => ips.matches(v) }, score: ips.minPrefix * 100 };
     }
     const matchers = items.map(kind === "host-glob" ? compileHostGlob : compileGlob);
+    if (kind === "glob-any") {
+      const any = anyGlob(matchers);
+      return { check: { field, test: (v: string) => v.split("\n").some(any) }, score: Math.min(...matchers.map((m) => m.score)) };
+    }
     return { check: { field, test: anyGlob(matchers) }, score: Math.min(...matchers.map((m) => m.score)) };
   });
 }
