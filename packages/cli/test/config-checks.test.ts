@@ -137,7 +137,7 @@ routes:
     const bad = tmpFile("tenant.yaml", yaml("tenantt"));
     tmpFile("tenant.mjs", `export default class TenantKey { name = "tenant-key"; apply(proxy) { proxy.registerMatchKey("tenant", "glob"); } }\n`, dirname(bad));
     await refusedByBoth(bad, [
-      `routes[0].match.tenantt: unknown match key "tenantt" (did you mean "tenant"?): known are "clientIp", "host", "method", "path", "sni", "tenant" (core's, and those the listeners' protocols and the plugins register)`,
+      `routes[0].match.tenantt: unknown match key "tenantt" (did you mean "tenant"?): known are "clientIp", "clientSan", "clientSubject", "host", "method", "path", "sni", "tenant" (core's, and those the listeners' protocols and the plugins register)`,
     ]);
   });
 

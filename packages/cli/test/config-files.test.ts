@@ -186,7 +186,7 @@ routes:
       "listeners[0].timeouts.idle: must be a non-negative integer (milliseconds)",
       "listeners[0].timeouts.nap: unknown field",
       'routes[0].match.clientIp[1]: "10.0.0.0/40": prefix length must be 0-32',
-      `routes[0].match.hots: unknown match key "hots" (did you mean "host"?): known are "clientIp", "host", "method", "path", "sni" (core's, and those the listeners' protocols and the plugins register)`,
+      `routes[0].match.hots: unknown match key "hots" (did you mean "host"?): known are "clientIp", "clientSan", "clientSubject", "host", "method", "path", "sni" (core's, and those the listeners' protocols and the plugins register)`,
       "routes[0].priority: must be a number",
       "plugins[0].use: must be a non-empty string",
       "plugins[1].use: must be a non-empty string",

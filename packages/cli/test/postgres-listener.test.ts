@@ -60,6 +60,6 @@ routes:
     expect(res.code).to.equal(2);
     const lines = res.stderr.trim().split("\n").slice(1);
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.match(/^routes\[1\]\.match\.databse: unknown match key "databse" \(did you mean "database"\?\): known are "clientIp", "database", "host", "method", "path", "sni", "user"/);
+    expect(lines[0]).to.match(/^routes\[1\]\.match\.databse: unknown match key "databse" \(did you mean "database"\?\): known are "application_name", "clientIp", "clientSan", "clientSubject", "database", "host", "method", "path", "sni", "user"/);
   });
 });
