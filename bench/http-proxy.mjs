@@ -1,6 +1,7 @@
 // One HTTP reverse proxy under test, its own process. argv: kind backendPort.
 //   switchyard          Proxy + HttpProtocol only
 //   switchyard-plugins  + HeadersPlugin + RetryPlugin (skipped by the bench if they do not build)
+//   switchyard-record   the bare proxy with a requestComplete listener that drops the record
 //   node-http-proxy     http-proxy with a keep-alive agent
 //   fastify             @fastify/http-proxy (undici pool)
 //   switchyard-command-warn / -info   the `switchyard` command's setup and logger at that level
@@ -13,7 +14,7 @@ const [kind, backendPort] = [process.argv[2], Number(process.argv[3])];
 const target = `http://127.0.0.1:${backendPort}`;
 const pkg = (p) => pathToFileURL(new URL(`../packages/${p}/dist/index.js`, import.meta.url).pathname).href;
 
-if (kind === "switchyard" || kind === "switchyard-plugins") {
+if (kind === "switchyard" || kind === "switchyard-plugins" || kind === "switchyard-record") {
   const { Proxy, silentLogger } = await import(pkg("core"));
   const { HttpProtocol } = await import(pkg("protocol-http"));
   const plugins = [new HttpProtocol()];
@@ -28,6 +29,9 @@ if (kind === "switchyard" || kind === "switchyard-plugins") {
     plugins,
     logger: silentLogger,
   });
+  // the access-log record built and emitted for every request, with a listener that drops it:
+  // what the record costs apart from writing the line
+  if (kind === "switchyard-record") proxy.events.on("requestComplete", () => {});
   await proxy.listen();
   serveControl(proxy.address("bench").port, () => proxy.close({ timeout: 100 }), () => proxy.stats());
 } else if (kind === "switchyard-command-warn" || kind === "switchyard-command-info") {

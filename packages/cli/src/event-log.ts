@@ -45,7 +45,7 @@ function wirings(log: CommandLogger): Wiring[] {
           ...(c.identity ? { clientCert: identitySummary(c.identity) } : {}),
         }),
     },
-    { event: "requestComplete", level: "info", listener: (r) => log.infoJson(`${r.protocol}.request`, requestJson(r)) },
+    { event: "requestComplete", level: "info", listener: (r) => log.infoJson(requestMsg(r.protocol), requestJson(r)) },
     {
       event: "upstreamError",
       level: "warn",
@@ -69,13 +69,23 @@ function wirings(log: CommandLogger): Wiring[] {
  * absent values are null; times are in ms, to the µs.
  */
 export function requestJson(r: RequestRecord): string {
+  // request and connection ids and client addresses are core's and never need escaping;
+  // everything else (names from config, protocol names, methods, targets, paths) goes through q()
   return (
-    `"id":${q(r.id)},"connectionId":${q(r.connectionId)},"listener":${q(r.listener)}` +
-    `,"protocol":${q(r.protocol)},"route":${str(r.route)},"target":${str(r.target)},"clientIp":${q(r.clientIp)}` +
+    `"id":"${r.id}","connectionId":"${r.connectionId}","listener":${q(r.listener)}` +
+    `,"protocol":${q(r.protocol)},"route":${str(r.route)},"target":${str(r.target)},"clientIp":"${r.clientIp}"` +
     `,"method":${q(r.method)},"path":${q(r.path)},"status":${r.status},"durationMs":${ms(r.durationMs)}` +
     `,"upstreamTtfbMs":${r.upstreamTtfbMs === undefined ? "null" : ms(r.upstreamTtfbMs)},"bytesIn":${r.bytesIn},"bytesOut":${r.bytesOut}` +
     `,"attempts":${r.attempts},"error":${str(r.error)}`
   );
+}
+
+/** `<protocol>.request`, as the JSON string a line carries, made once per protocol */
+const requestMsgs = new Map<string, string>();
+function requestMsg(protocol: string): string {
+  let m = requestMsgs.get(protocol);
+  if (m === undefined) requestMsgs.set(protocol, (m = `${protocol}.request`));
+  return m;
 }
 
 /** characters a JSON string cannot hold as they are (controls, quote, backslash, surrogates) */

@@ -13,7 +13,7 @@ import type { JsonLogger, Logger, LogLevel } from "@switchyard/core";
 const ORDER: Readonly<Record<LogLevel, number>> = Object.freeze({ debug: 10, info: 20, warn: 30, error: 40, silent: 99 });
 
 /** Buffered output is written in batches of this size, or at least every FLUSH_MS. */
-const BATCH_BYTES = 4096;
+const BATCH_BYTES = 12 * 1024; // below sonic-boom's maxWrite (16 KiB)
 const FLUSH_MS = 100;
 /**
  * Past this much unwritten output (stdout blocked: a paused pager, a full pipe) lines are
