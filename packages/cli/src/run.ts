@@ -10,6 +10,7 @@ import { createCommandLogger } from "./logger.js";
 import type { PendingSignals } from "./pending-signals.js";
 import type { Prepared } from "./prepare.js";
 import { Reloader } from "./reload.js";
+import { tlsFilesOf, watchTlsFiles } from "./tls-file-watch.js";
 
 export interface ServeOptions {
   /** the config file, re-read on SIGHUP (the demo has none) */
@@ -68,6 +69,15 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
     out(`listening ${a.name} ${a.protocol} ${hostPort(a.host, a.port)}`);
   };
   const reloader = options.file ? new Reloader(proxy, prepared, options.file, log, announce) : undefined;
+  // a certificate, key, CA or CRL file that changes on disk reloads as SIGHUP does
+  const tlsFiles = options.file ? tlsFilesOf(prepared.config, options.file) : [];
+  const watcher =
+    reloader && tlsFiles.length > 0
+      ? watchTlsFiles(tlsFiles, (changed) => {
+          log.info("reload.tls-files", { changed });
+          onHup();
+        })
+      : undefined;
   let onHup = () => {};
   let onStop = (_: NodeJS.Signals) => {};
   const done = new Promise<number>((resolve) => {
@@ -85,6 +95,7 @@ export async function serve(prepared: Prepared, options: ServeOptions = {}): Pro
         return;
       }
       closing = true;
+      watcher?.close();
       reloader?.close();
       const timeout = reloader?.shutdownTimeout ?? prepared.shutdownTimeout;
       const open = proxy.connections.size;
