@@ -42,7 +42,11 @@ export function freePort() {
   });
 }
 
-export async function startNginx(backendPort) {
+/**
+ * nginx with one worker proxying to the backend with an upstream keep-alive pool. `tls` (the TLS
+ * bench): `{ listen: "ssl", server: "<ssl_* directives>" }` added to the server block.
+ */
+export async function startNginx(backendPort, tls) {
   const dir = mkdtempSync(join(os.tmpdir(), "sy-nginx-"));
   const port = await freePort();
   const conf = `
@@ -62,7 +66,8 @@ http {
   scgi_temp_path ${dir}/scgi;
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${tls ? ` ${tls.listen}` : ""};
+    ${tls?.server ?? ""}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;

@@ -4,12 +4,11 @@
 // with a full handshake and with a resumed one (session tickets), without and with client
 // certificates (verified against a CA). Every process is its own; rounds interleave the targets.
 // Env: BENCH_TLS_SECONDS (5), BENCH_TLS_ROUNDS (2).
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { startNode, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
-import { ensureTools, freePort, peerHandle, waitForPort } from "./http-peers.mjs";
+import { ensureTools, startNginx } from "./http-peers.mjs";
 
 const SECONDS = Number(process.env.BENCH_TLS_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_TLS_ROUNDS ?? 2);
@@ -27,43 +26,15 @@ const server = createServerCert({ ca, commonName: "bench.test", sans: ["DNS:benc
 const client = createClientCert({ ca, commonName: "bench-client" });
 for (const [name, v] of Object.entries({ "ca.crt": ca.cert, "server.crt": server.cert, "server.key": server.key, "client.crt": client.cert, "client.key": client.key })) writeFileSync(join(certDir, name), v);
 
-async function startNginxTls(backendPort, clientCerts) {
-  const dir = mkdtempSync(join(os.tmpdir(), "sy-nginx-tls-"));
-  const port = await freePort();
-  const conf = `
-worker_processes 1;
-master_process off;
-daemon off;
-${process.getuid?.() === 0 ? "user root;" : ""}
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${certDir}/server.crt;
-    ssl_certificate_key ${certDir}/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    keepalive_requests 1000000;
-    ${clientCerts ? `ssl_client_certificate ${certDir}/ca.crt;\n    ssl_verify_client on;` : ""}
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}`;
-  writeFileSync(join(dir, "nginx.conf"), conf);
-  const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
-  await waitForPort(port);
-  return peerHandle(child, port, dir);
+function startNginxTls(backendPort, clientCerts) {
+  const server = [
+    `ssl_certificate ${certDir}/server.crt;`,
+    `ssl_certificate_key ${certDir}/server.key;`,
+    "ssl_protocols TLSv1.2 TLSv1.3;",
+    "keepalive_requests 1000000;",
+    ...(clientCerts ? [`ssl_client_certificate ${certDir}/ca.crt;`, "ssl_verify_client on;"] : []),
+  ].join("\n    ");
+  return startNginx(backendPort, { listen: "ssl", server });
 }
 
 async function load(port, mode, clientCert, seconds) {

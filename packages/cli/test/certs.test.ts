@@ -2,9 +2,9 @@ import { expect } from "chai";
 import { once } from "node:events";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import { createTestCa, type CertPair } from "@switchyard/test-utils";
-import { cleanup, runCli, startBackend, startCli, tmpFile } from "./helpers.js";
+import { askOverTls, cleanup, runCli, startBackend, startCli, tmpFile } from "./helpers.js";
 
 describe("switchyard certs", () => {
   afterEach(cleanup);
@@ -43,20 +43,7 @@ describe("listener verifyClient and crl from a config file", () => {
   const alice = ca.issue({ commonName: "alice", client: true });
   const mallory = ca.issue({ commonName: "mallory", client: true });
 
-  /** a TLS client's round trip: the answer, or "" when the proxy refused it */
-  async function ask(port: number, who: CertPair, keep?: (s: TLSSocket) => void): Promise<string> {
-    const s = tlsConnect({ host: "127.0.0.1", port, ca: ca.cert, servername: "localhost", cert: who.cert, key: who.key });
-    s.on("error", () => {});
-    s.write("x");
-    const answer = await new Promise<string>((resolve) => {
-      const t = setTimeout(() => resolve(""), 3000);
-      s.once("data", (d: Buffer) => (clearTimeout(t), resolve(d.toString())));
-      s.once("close", () => (clearTimeout(t), resolve("")));
-    });
-    if (keep && answer !== "") keep(s);
-    else s.destroy();
-    return answer;
-  }
+  const ask = (port: number, who: CertPair, keep?: (s: TLSSocket) => void) => askOverTls(port, ca.cert, who, keep);
 
   it("reloads the CRL on SIGHUP: new handshakes see it, open connections stay, a bad CRL is refused and the old one kept", async () => {
     const backend = await startBackend("b");

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 
 /** the installed `switchyard` command (a sh launcher that execs node on dist/bin.js) */
@@ -159,4 +160,23 @@ export async function cleanup(): Promise<void> {
   await Promise.all([...servers].map((s) => new Promise((r) => s.close(r))));
   servers.clear();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * One round trip over TLS with a client certificate to a listener whose backend echoes with a
+ * prefix: the answer, or "" when the proxy refused the client. `keep` takes the socket when the
+ * answer came (else it is destroyed).
+ */
+export async function askOverTls(port: number, ca: string, who: { cert: string; key: string }, keep?: (s: TLSSocket) => void): Promise<string> {
+  const s = tlsConnect({ host: "127.0.0.1", port, ca, servername: "localhost", cert: who.cert, key: who.key });
+  s.on("error", () => {});
+  s.write("x");
+  const answer = await new Promise<string>((resolve) => {
+    const t = setTimeout(() => resolve(""), 3000);
+    s.once("data", (d: Buffer) => (clearTimeout(t), resolve(d.toString())));
+    s.once("close", () => (clearTimeout(t), resolve("")));
+  });
+  if (keep && answer !== "") keep(s);
+  else s.destroy();
+  return answer;
 }

@@ -1,9 +1,8 @@
 import { expect } from "chai";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
 import { createTestCa, type CertPair } from "@switchyard/test-utils";
-import { cleanup, startBackend, startCli, tmpFile } from "./helpers.js";
+import { askOverTls, cleanup, startBackend, startCli, tmpFile } from "./helpers.js";
 
 // A CRL (or certificate) file replaced on disk reloads the listener as SIGHUP does, with no signal.
 describe("TLS files watched by the command", () => {
@@ -12,18 +11,7 @@ describe("TLS files watched by the command", () => {
   const server = ca.issue({ commonName: "localhost", altNames: ["localhost"] });
   const mallory = ca.issue({ commonName: "mallory", client: true });
 
-  async function ask(port: number, who: CertPair): Promise<string> {
-    const s = tlsConnect({ host: "127.0.0.1", port, ca: ca.cert, servername: "localhost", cert: who.cert, key: who.key });
-    s.on("error", () => {});
-    s.write("x");
-    const answer = await new Promise<string>((resolve) => {
-      const t = setTimeout(() => resolve(""), 3000);
-      s.once("data", (d: Buffer) => (clearTimeout(t), resolve(d.toString())));
-      s.once("close", () => (clearTimeout(t), resolve("")));
-    });
-    s.destroy();
-    return answer;
-  }
+  const ask = (port: number, who: CertPair) => askOverTls(port, ca.cert, who);
 
   it("reloads when the CRL file changes: the newly revoked certificate is refused", async () => {
     const backend = await startBackend("b");
