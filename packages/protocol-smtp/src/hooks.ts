@@ -4,7 +4,7 @@
  * the value) — or undefined to leave it to the next tap and, last, to the backend.
  * `SmtpProtocol.getHooks(proxy)` returns the set of one proxy (webpack's getHooks pattern).
  */
-import { PluginError, type ConnectionInfo, type Proxy } from "@switchyard/core";
+import { defineHooks, type ConnectionInfo, type Proxy } from "@switchyard/core";
 import { AsyncSeriesBailHook } from "tapable";
 
 /** What taps know of the session. */
@@ -93,49 +93,17 @@ function createSmtpHooks() {
 
 export type SmtpHooks = Readonly<ReturnType<typeof createSmtpHooks>>;
 
-interface TapLike {
-  name: string;
-  type: string;
-  fn: (...args: unknown[]) => unknown;
-}
-
 /**
- * The SMTP hooks of a proxy, created on first use. A tap that throws becomes a `PluginError`
- * naming hook and plugin (the same wrapping core gives its own hooks); the session then ends
- * with 421. (When core offers `defineHooks()`, this becomes a call to it.)
+ * The SMTP hooks of a proxy, created on first use with core's `defineHooks`: a tap that throws
+ * becomes a `PluginError` naming hook and plugin (as for core's own hooks; the session then ends
+ * with 421), and a hook without taps reports `isUsed()` false.
  */
 export function smtpHooksOf(store: WeakMap<Proxy, SmtpHooks>, proxy: Proxy): SmtpHooks {
   let hooks = store.get(proxy);
-  if (hooks !== undefined) return hooks;
-  const created = createSmtpHooks();
-  for (const [name, hook] of Object.entries(created)) {
-    hook.intercept({
-      register(tap) {
-        const t = tap as unknown as TapLike;
-        const fn = t.fn;
-        if (t.type === "promise") {
-          t.fn = async (...args: unknown[]) => {
-            try {
-              return await fn(...args);
-            } catch (err) {
-              throw err instanceof PluginError ? err : new PluginError(name, t.name, err);
-            }
-          };
-        } else if (t.type === "sync") {
-          t.fn = (...args: unknown[]) => {
-            try {
-              return fn(...args);
-            } catch (err) {
-              throw err instanceof PluginError ? err : new PluginError(name, t.name, err);
-            }
-          };
-        }
-        return tap;
-      },
-    });
+  if (hooks === undefined) {
+    hooks = defineHooks(createSmtpHooks());
+    store.set(proxy, hooks);
   }
-  hooks = Object.freeze(created);
-  store.set(proxy, hooks);
   return hooks;
 }
 
