@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import nodemailer from "nodemailer";
 import { createTestCa, expectNoActiveConnections, type StartedProxy } from "@switchyard/test-utils";
 import { SmtpProtocol } from "@switchyard/protocol-smtp";
 import { RawClient, closeRawClients, codes, startBackend, startSmtpProxy, transport, type Backend } from "./helpers.js";
@@ -32,6 +33,39 @@ describe("smtp STARTTLS toward the client", () => {
     expect(info.accepted).to.deep.equal(["r@dest.example"]);
     expect(tlsSeen).to.deep.equal([true]);
     expect(a.received).to.have.length(1);
+  });
+
+  it("fills the client certificate's identity after STARTTLS (listener verifyClient optional): the close event carries it", async () => {
+    a = await startBackend("backend-a.test");
+    const alice = ca.issue({ commonName: "alice", client: true });
+    p = await startSmtpProxy({
+      routes: [{ name: "a", listener: "mail", targets: [`127.0.0.1:${a.port}`] }],
+      listener: { tls: { cert: cert.cert, key: cert.key, ca: ca.cert, verifyClient: "optional" } },
+    });
+    const closed: Array<{ tls: boolean; identity: { subject: string; verified: boolean } | undefined }> = [];
+    p.proxy.events.on("connectionClose", (c) => closed.push({ tls: c.tls, identity: c.identity }));
+    // one session with a client certificate, one without (optional: both are served)
+    const withCert = nodemailer.createTransport({
+      host: "127.0.0.1",
+      port: p.port(),
+      secure: false,
+      name: "client.example",
+      requireTLS: true,
+      tls: { ca: ca.cert, servername: "proxy.test", cert: alice.cert, key: alice.key },
+    });
+    await withCert.sendMail({ from: "s@sender.example", to: "r@dest.example", subject: "mtls", text: "hi" });
+    withCert.close();
+    const plain = transport(p.port(), { ca: ca.cert });
+    await plain.sendMail({ from: "s@sender.example", to: "r@dest.example", subject: "tls", text: "hi" });
+    plain.close();
+    await expectNoActiveConnections(p.proxy);
+    expect(closed).to.have.length(2);
+    expect(closed.every((c) => c.tls)).to.equal(true);
+    expect(closed.map((c) => c.identity && { subject: c.identity.subject, verified: c.identity.verified })).to.deep.equal([
+      { subject: "CN=alice", verified: true },
+      undefined,
+    ]);
+    expect(a.received).to.have.length(2);
   });
 
   it("discards plaintext pipelined after STARTTLS (CVE-2011-0411) and wants a new EHLO", async () => {
