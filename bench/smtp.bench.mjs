@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { startNode, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
+import { runLoad, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
 import { ensureTools, freePort, peerHandle, waitForPort } from "./http-peers.mjs";
 
 const SECONDS = Number(process.env.BENCH_SMTP_SECONDS ?? 6);
@@ -32,14 +32,7 @@ async function startHaproxyTcp(backendPort) {
   return peerHandle(child, port, dir);
 }
 
-async function load(port, size, seconds) {
-  const h = startNode(new URL("./lib/smtp-load.mjs", import.meta.url).pathname, [JSON.stringify({ port, conns: CONNS, size, seconds })]);
-  try {
-    return await h.next("result", (seconds + 40) * 1000);
-  } finally {
-    await h.stop();
-  }
-}
+const load = (port, size, seconds) => runLoad("./smtp-load.mjs", { port, conns: CONNS, size, seconds }, (seconds + 40) * 1000);
 
 const tools = ensureTools();
 const backend = await startServer("./smtp-backend.mjs");

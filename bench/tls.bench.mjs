@@ -7,7 +7,7 @@
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { startNode, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
+import { runLoad, startServer, table, writeResult, median, met, treeStat } from "./lib/proc.mjs";
 import { ensureTools, startNginx } from "./http-peers.mjs";
 
 const SECONDS = Number(process.env.BENCH_TLS_SECONDS ?? 5);
@@ -37,14 +37,9 @@ function startNginxTls(backendPort, clientCerts) {
   return startNginx(backendPort, { listen: "ssl", server });
 }
 
-async function load(port, mode, clientCert, seconds) {
+function load(port, mode, clientCert, seconds) {
   const conns = mode === "keepalive" ? 32 : 8;
-  const h = startNode(new URL("./lib/tls-load.mjs", import.meta.url).pathname, [JSON.stringify({ port, conns, seconds, mode, dir: certDir, clientCert })]);
-  try {
-    return await h.next("result", (seconds + 40) * 1000);
-  } finally {
-    await h.stop();
-  }
+  return runLoad("./tls-load.mjs", { port, conns, seconds, mode, dir: certDir, clientCert }, (seconds + 40) * 1000);
 }
 
 const tools = ensureTools();

@@ -81,9 +81,17 @@ export async function startServer(script, args = [], opts) {
 /** Runs one load-generator task to completion in its own process. */
 export async function load(task) {
   const timeoutMs = task.timeoutMs ?? 60_000;
-  const h = startNode(here("./loadgen.mjs"), [JSON.stringify({ ...task, timeoutMs })]);
+  return runLoad("./loadgen.mjs", { ...task, timeoutMs }, timeoutMs + 5000);
+}
+
+/**
+ * Runs a load-generator script of bench/lib (its JSON task as argv[2]) in its own process and
+ * returns its "result" message, waiting at most `timeoutMs`.
+ */
+export async function runLoad(script, task, timeoutMs) {
+  const h = startNode(here(script), [JSON.stringify(task)]);
   try {
-    return await h.next("result", timeoutMs + 5000);
+    return await h.next("result", timeoutMs);
   } finally {
     await h.stop();
   }
